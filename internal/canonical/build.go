@@ -1,0 +1,126 @@
+package canonical
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/warden-gateway/warden/internal/match/ipmatch"
+)
+
+// Options configure how requests are made canonical.
+type Options struct {
+	Path           PathOptions
+	TrustedProxies *ipmatch.Set
+	// ClientIPHeaders is the order in which a trusted proxy's headers are
+	// read; nil means DefaultClientIPHeaders.
+	ClientIPHeaders []string
+}
+
+// From builds the canonical request. An error means the request has no
+// single safe meaning and must be refused with 400 bad_request; its text is
+// safe to show the client.
+func From(r *http.Request, opt *Options) (*Request, error) {
+	req := &Request{}
+	return req, FillFrom(req, r, opt)
+}
+
+// FillFrom is From into a caller-owned value.
+func FillFrom(req *Request, r *http.Request, opt *Options) error {
+	raw, err := rawPath(r)
+	if err != nil {
+		return err
+	}
+	p, esc, err := Path(raw, opt.Path)
+	if err != nil {
+		return err
+	}
+	peer, err := peerAddr(r.RemoteAddr)
+	if err != nil {
+		return err
+	}
+	headers := opt.ClientIPHeaders
+	if headers == nil {
+		headers = DefaultClientIPHeaders
+	}
+	client, trusted, err := ClientIP(peer, r.Header, opt.TrustedProxies, headers)
+	if err != nil {
+		return fmt.Errorf("client address from trusted proxy: %w", err)
+	}
+	*req = Request{
+		Method:      r.Method,
+		Host:        canonicalHost(r.Host),
+		Path:        p,
+		LowerPath:   ToLower(p),
+		EscapedPath: esc,
+		RawQuery:    r.URL.RawQuery,
+		ClientIP:    client,
+		PeerIP:      peer,
+		PeerTrusted: trusted,
+		Header:      r.Header,
+		TLS:         r.TLS != nil,
+	}
+	return nil
+}
+
+// rawPath takes the path exactly as it came on the wire, before net/http's
+// own decoding, so that it is decoded once, here, and nowhere else.
+func rawPath(r *http.Request) (string, error) {
+	uri := r.RequestURI
+	if uri == "" { // a request built in-process (middleware, tests)
+		uri = r.URL.RequestURI()
+	}
+	if uri == "*" || r.Method == http.MethodConnect {
+		return "", &PathError{uri, "is not a path (" + r.Method + " " + uri + ")"}
+	}
+	if !strings.HasPrefix(uri, "/") {
+		// absolute-form: scheme://authority/path?query
+		i := strings.Index(uri, "://")
+		if i < 0 {
+			return "", &PathError{uri, "does not start with /"}
+		}
+		rest := uri[i+3:]
+		j := strings.IndexAny(rest, "/?")
+		if j < 0 {
+			return "/", nil
+		}
+		uri = rest[j:]
+		if uri[0] == '?' {
+			return "/", nil
+		}
+	}
+	if q := strings.IndexByte(uri, '?'); q >= 0 {
+		uri = uri[:q]
+	}
+	return uri, nil
+}
+
+func peerAddr(remote string) (netip.Addr, error) {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap(), nil
+	}
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("peer address %q: %w", remote, err)
+	}
+	return a.Unmap(), nil
+}
+
+func canonicalHost(h string) string {
+	if strings.HasPrefix(h, "[") {
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			return ToLower(h[1:end])
+		}
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.Count(h, ":") == 1 {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	return ToLower(h)
+}

@@ -1,0 +1,37 @@
+// Package canonical turns a raw HTTP request into the facts rules judge: the
+// client IP (through trusted proxies only) and one canonical path. Whatever
+// the rules see is what the handler serves and the upstream receives.
+package canonical
+
+import (
+	"net/http"
+	"net/netip"
+)
+
+// Request is the canonical view of an HTTP request. It is built once per
+// request, before any rule runs, and never changes afterwards.
+type Request struct {
+	Method string
+	// Host is the requested host, lower-cased, without port.
+	Host string
+	// Path is the decoded, normalized path: it starts with "/", holds no dot
+	// segments, no repeated slashes, no NUL and only valid UTF-8.
+	Path string
+	// LowerPath is Path lower-cased, for case-insensitive rules; it is Path
+	// itself when Path has no upper-case letters.
+	LowerPath string
+	// EscapedPath is Path percent-encoded for the wire: the exact path sent
+	// upstream.
+	EscapedPath string
+	RawQuery    string
+	// ClientIP is the address rules judge: the peer, or, when the peer is a
+	// trusted proxy, the nearest untrusted address it reported.
+	ClientIP netip.Addr
+	// PeerIP is the address of the TCP peer.
+	PeerIP netip.Addr
+	// PeerTrusted reports whether PeerIP is among trusted_proxies; identity
+	// headers set by upstream authenticators are honoured only then.
+	PeerTrusted bool
+	Header      http.Header
+	TLS         bool
+}

@@ -1,0 +1,297 @@
+// Package config reads warden's YAML policy into typed values that keep
+// their file positions. It only decodes and checks shapes; meaning (CIDRs,
+// regexes, shadowed rules) is checked when the policy compiles, with the
+// same positions.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole policy file.
+type Config struct {
+	Pos Pos
+	// Listen is the gateway address; --listen overrides it.
+	Listen string `yaml:"listen"`
+	// TrustedProxies are the peers whose client-address and identity
+	// headers are believed.
+	TrustedProxies  []Scalar `yaml:"trusted_proxies"`
+	ClientIPHeaders []Scalar `yaml:"client_ip_headers"`
+	Paths           Paths    `yaml:"paths"`
+	// Default is what happens when no rule decides: "allow" (default) or
+	// "deny".
+	Default Scalar `yaml:"default"`
+	// ServerNames are this site's host names, for Referer rules that say
+	// server_names (as nginx's valid_referers does).
+	ServerNames []Scalar          `yaml:"server_names"`
+	IPLists     map[string]IPList `yaml:"ip_lists"`
+	Identity    Identity          `yaml:"identity"`
+	Geo         Geo               `yaml:"geo"`
+	Rules       []Rule            `yaml:"rules"`
+	Handle      []Handler         `yaml:"handle"`
+	Refusals    Refusals          `yaml:"refusals"`
+	WAF         *WAF              `yaml:"waf"`
+	Limits      Limits            `yaml:"limits"`
+	Log         Log               `yaml:"log"`
+}
+
+// Paths say how request paths are made canonical.
+type Paths struct {
+	AllowEncodedSlash bool `yaml:"allow_encoded_slash"`
+	AllowSemicolon    bool `yaml:"allow_semicolon"`
+	AllowBackslash    bool `yaml:"allow_backslash"`
+}
+
+// IPList is a named list of CIDRs, inline and from files.
+type IPList struct {
+	Pos   Pos
+	CIDRs []Scalar `yaml:"cidrs"`
+	Files []Scalar `yaml:"files"`
+}
+
+// Rule is one ordered rule. The first rule that decides wins.
+type Rule struct {
+	Pos  Pos
+	Name Scalar `yaml:"name"`
+	When When   `yaml:"when"`
+	// Require gates the rule on who is asking.
+	Require *Require `yaml:"require"`
+	// Expr is a CEL expression that must be true for the rule to match.
+	Expr Scalar `yaml:"expr"`
+	// Action is allow, deny or conceal. A rule with require and no action
+	// only gates: a caller who passes goes on to the next rule.
+	Action Scalar `yaml:"action"`
+	Status int    `yaml:"status"`
+	Code   Scalar `yaml:"code"`
+	Reason Scalar `yaml:"reason"`
+}
+
+// When holds a rule's matchers; all given must match.
+type When struct {
+	Pos           Pos
+	Path          *PathMatch `yaml:"path"`
+	Methods       []Scalar   `yaml:"methods"`
+	Hosts         []Scalar   `yaml:"hosts"`
+	IP            []Scalar   `yaml:"ip"`
+	IPList        []Scalar   `yaml:"ip_list"`
+	NotIP         []Scalar   `yaml:"not_ip"`
+	NotIPList     []Scalar   `yaml:"not_ip_list"`
+	Country       []Scalar   `yaml:"country"`
+	NotCountry    []Scalar   `yaml:"not_country"`
+	ASN           []Scalar   `yaml:"asn"`
+	UserAgent     *UAMatch   `yaml:"user_agent"`
+	RefererNotIn  []Scalar   `yaml:"referer_not_in"`
+	OriginNotIn   []Scalar   `yaml:"origin_not_in"`
+	Extensions    []Scalar   `yaml:"extensions"`
+	Authenticated *bool      `yaml:"authenticated"`
+}
+
+// PathMatch matches the canonical path. Patterns in one list are alternatives.
+type PathMatch struct {
+	Pos    Pos
+	Exact  []Scalar `yaml:"exact"`
+	Prefix []Scalar `yaml:"prefix"`
+	// Glob: '*' matches within a segment, '**' across segments, '?' one
+	// character.
+	Glob  []Scalar `yaml:"glob"`
+	Regex []Scalar `yaml:"regex"`
+	// CaseSensitive overrides the default (deny, conceal and require rules
+	// match case-insensitively; allow rules case-sensitively).
+	CaseSensitive *bool `yaml:"case_sensitive"`
+}
+
+// UAMatch matches the User-Agent header.
+type UAMatch struct {
+	Pos       Pos
+	Substring []Scalar `yaml:"substring"`
+	Glob      []Scalar `yaml:"glob"`
+	Regex     []Scalar `yaml:"regex"`
+	// Empty matches a missing or empty User-Agent.
+	Empty         bool `yaml:"empty"`
+	CaseSensitive bool `yaml:"case_sensitive"`
+}
+
+// Require says who may pass.
+type Require struct {
+	Pos           Pos
+	Authenticated bool     `yaml:"authenticated"`
+	RolesAny      []Scalar `yaml:"roles_any"`
+	RolesAll      []Scalar `yaml:"roles_all"`
+	ScopesAny     []Scalar `yaml:"scopes_any"`
+	ScopesAll     []Scalar `yaml:"scopes_all"`
+}
+
+// Identity configures authenticators, tried in the order: api_keys, jwt,
+// basic (htpasswd), headers.
+type Identity struct {
+	APIKeys  *APIKeys  `yaml:"api_keys"`
+	JWT      *JWT      `yaml:"jwt"`
+	Htpasswd *Htpasswd `yaml:"htpasswd"`
+	Headers  *Headers  `yaml:"headers"`
+}
+
+// APIKeys holds hashed keys.
+type APIKeys struct {
+	Pos    Pos
+	Header string   `yaml:"header"`
+	Bearer *bool    `yaml:"bearer"`
+	Keys   []APIKey `yaml:"keys"`
+	File   Scalar   `yaml:"file"`
+}
+
+// APIKey is one hashed key.
+type APIKey struct {
+	Pos    Pos
+	ID     Scalar   `yaml:"id"`
+	SHA256 Scalar   `yaml:"sha256"`
+	Roles  []Scalar `yaml:"roles"`
+	Scopes []Scalar `yaml:"scopes"`
+}
+
+// JWT configures bearer-token verification.
+type JWT struct {
+	Pos         Pos
+	JWKSFile    Scalar   `yaml:"jwks_file"`
+	JWKSURL     Scalar   `yaml:"jwks_url"`
+	Issuer      Scalar   `yaml:"issuer"`
+	Audiences   []Scalar `yaml:"audiences"`
+	Algorithms  []Scalar `yaml:"algorithms"`
+	Leeway      Duration `yaml:"leeway"`
+	RolesClaim  Scalar   `yaml:"roles_claim"`
+	ScopesClaim Scalar   `yaml:"scopes_claim"`
+	Subject     Scalar   `yaml:"subject_claim"`
+	Refresh     Duration `yaml:"refresh"`
+}
+
+// Htpasswd configures HTTP Basic against an htpasswd file.
+type Htpasswd struct {
+	Pos             Pos
+	File            Scalar              `yaml:"file"`
+	AllowWeakHashes bool                `yaml:"allow_weak_hashes"`
+	Roles           map[string][]Scalar `yaml:"roles"`
+	Realm           string              `yaml:"realm"`
+}
+
+// Headers trusts identity headers from trusted proxies.
+type Headers struct {
+	Pos          Pos
+	UserHeader   string `yaml:"user"`
+	GroupsHeader string `yaml:"groups"`
+	EmailHeader  string `yaml:"email"`
+}
+
+// Geo names the databases for country and ASN rules.
+type Geo struct {
+	CountryDB Scalar `yaml:"country_db"`
+	ASNDB     Scalar `yaml:"asn_db"`
+	// OnMissing is the failure mode when a database cannot be read:
+	// "closed" (refuse with 503, default) or "open" (the rule does not
+	// match).
+	OnMissing Scalar `yaml:"on_missing"`
+}
+
+// Handler serves requests under a path prefix, from an upstream or a folder.
+type Handler struct {
+	Pos      Pos
+	Path     Scalar `yaml:"path"`
+	Upstream Scalar `yaml:"upstream"`
+	// PreserveHost sends the client's Host header upstream.
+	PreserveHost bool     `yaml:"preserve_host"`
+	Timeout      Duration `yaml:"timeout"`
+	Root         Scalar   `yaml:"root"`
+	Index        []Scalar `yaml:"index"`
+	Listing      bool     `yaml:"listing"`
+	ListingOn    []Scalar `yaml:"listing_on"`
+	ListingOff   []Scalar `yaml:"listing_off"`
+	Dotfiles     bool     `yaml:"dotfiles"`
+}
+
+// Refusals tune what refused clients are told.
+type Refusals struct {
+	// Detail is "reason" (default: the code and the reason sentence) or
+	// "minimal" (the code only). The trace never goes to the client.
+	Detail Scalar `yaml:"detail"`
+	// Contact is shown on HTML refusal pages ("ask the owner").
+	Contact string `yaml:"contact"`
+	// ShowRule adds the deciding rule's name to public bodies.
+	ShowRule bool `yaml:"show_rule"`
+}
+
+// WAF configures Coraza with the OWASP Core Rule Set.
+type WAF struct {
+	Pos                Pos
+	Mode               Scalar     `yaml:"mode"`
+	ParanoiaLevel      int        `yaml:"paranoia_level"`
+	InboundThreshold   int        `yaml:"inbound_threshold"`
+	OutboundThreshold  int        `yaml:"outbound_threshold"`
+	BodyLimit          int64      `yaml:"body_limit"`
+	BodyOverLimit      Scalar     `yaml:"body_over_limit"`
+	ResponseInspection bool       `yaml:"response_inspection"`
+	Routes             []WAFRoute `yaml:"routes"`
+	Directives         Scalar     `yaml:"directives"`
+}
+
+// WAFRoute tunes the WAF under a path prefix.
+type WAFRoute struct {
+	Pos           Pos
+	Path          Scalar   `yaml:"path"`
+	Off           bool     `yaml:"off"`
+	RemoveRuleIDs []int    `yaml:"remove_rule_ids"`
+	RemoveTags    []Scalar `yaml:"remove_tags"`
+	// RemoveTargets are "RULEID;TARGET" pairs such as "942100;ARGS:q".
+	RemoveTargets []Scalar `yaml:"remove_targets"`
+}
+
+// Limits bound what a client may send and how long it may take.
+type Limits struct {
+	MaxHeaderBytes    int      `yaml:"max_header_bytes"`
+	MaxBodyBytes      int64    `yaml:"max_body_bytes"`
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	WriteTimeout      Duration `yaml:"write_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	MaxConnections    int      `yaml:"max_connections"`
+}
+
+// Log configures the decision log.
+type Log struct {
+	// Decisions is "refusals" (default), "all" or "off".
+	Decisions Scalar `yaml:"decisions"`
+	// Format is "json" (default) or "text".
+	Format Scalar `yaml:"format"`
+}
+
+// Parse decodes a policy. name is used in error positions. All shape errors
+// are returned together.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if err.Error() == "EOF" {
+			return &Config{Pos: Pos{File: name}}, nil
+		}
+		return nil, &Error{Pos: Pos{File: name, Line: yamlErrLine(err)}, Msg: "not valid YAML: " + trimYAMLErr(err)}
+	}
+	d := &decoder{file: name}
+	cfg := &Config{}
+	d.decode(&root, reflect.ValueOf(cfg).Elem(), "config")
+	cfg.Pos = Pos{File: name, Line: 1}
+	if err := d.errs.Err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Load reads and decodes a policy file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}

@@ -1,0 +1,164 @@
+// Package decision holds the one value every part of warden renders from: the
+// Decision. The response body, the decision log line, the metric labels, the
+// ext_authz denial and the `explain` output are all views of it.
+package decision
+
+import "net/http"
+
+// Action is what happens to the request.
+type Action uint8
+
+const (
+	Allow     Action = iota // pass to the handler
+	Deny                    // refuse with Status and Code
+	Conceal                 // answer an ordinary 404, as if nothing were there
+	Challenge               // ask the client to prove itself first
+)
+
+func (a Action) String() string {
+	switch a {
+	case Allow:
+		return "allow"
+	case Deny:
+		return "deny"
+	case Conceal:
+		return "conceal"
+	case Challenge:
+		return "challenge"
+	}
+	return "unknown"
+}
+
+// ReasonCode is the stable, machine-readable cause of a decision. Codes are a
+// contract with clients, logs, metrics and tests: add codes, never rename them.
+type ReasonCode string
+
+const (
+	None                     ReasonCode = ""
+	Unauthenticated          ReasonCode = "unauthenticated"
+	InvalidCredentials       ReasonCode = "invalid_credentials"
+	RoleRequired             ReasonCode = "role_required"
+	IPBlocked                ReasonCode = "ip_blocked"
+	IPNotAllowed             ReasonCode = "ip_not_allowed"
+	CountryBlocked           ReasonCode = "country_blocked"
+	ASNBlocked               ReasonCode = "asn_blocked"
+	UserAgentBlocked         ReasonCode = "user_agent_blocked"
+	HotlinkBlocked           ReasonCode = "hotlink_blocked"
+	PathForbidden            ReasonCode = "path_forbidden"
+	PolicyDenied             ReasonCode = "policy_denied"
+	DirectoryListingDisabled ReasonCode = "directory_listing_disabled"
+	FileNotReadable          ReasonCode = "file_not_readable"
+	WAFBlocked               ReasonCode = "waf_blocked"
+	ChallengeRequired        ReasonCode = "challenge_required"
+	ChallengeFailed          ReasonCode = "challenge_failed"
+	Banned                   ReasonCode = "banned"
+	RateLimited              ReasonCode = "rate_limited"
+	NotFound                 ReasonCode = "not_found"
+	BadRequest               ReasonCode = "bad_request"
+	Unavailable              ReasonCode = "unavailable"
+	UpstreamError            ReasonCode = "upstream_error"
+	UpstreamTimeout          ReasonCode = "upstream_timeout"
+	InternalError            ReasonCode = "internal_error"
+)
+
+var codeStatus = map[ReasonCode]int{
+	Unauthenticated:          http.StatusUnauthorized,
+	InvalidCredentials:       http.StatusUnauthorized,
+	RoleRequired:             http.StatusForbidden,
+	IPBlocked:                http.StatusForbidden,
+	IPNotAllowed:             http.StatusForbidden,
+	CountryBlocked:           http.StatusForbidden,
+	ASNBlocked:               http.StatusForbidden,
+	UserAgentBlocked:         http.StatusForbidden,
+	HotlinkBlocked:           http.StatusForbidden,
+	PathForbidden:            http.StatusForbidden,
+	PolicyDenied:             http.StatusForbidden,
+	DirectoryListingDisabled: http.StatusForbidden,
+	FileNotReadable:          http.StatusForbidden,
+	WAFBlocked:               http.StatusForbidden,
+	ChallengeRequired:        http.StatusForbidden,
+	ChallengeFailed:          http.StatusForbidden,
+	Banned:                   http.StatusForbidden,
+	RateLimited:              http.StatusTooManyRequests,
+	NotFound:                 http.StatusNotFound,
+	BadRequest:               http.StatusBadRequest,
+	Unavailable:              http.StatusServiceUnavailable,
+	UpstreamError:            http.StatusBadGateway,
+	UpstreamTimeout:          http.StatusGatewayTimeout,
+	InternalError:            http.StatusInternalServerError,
+}
+
+// Known reports whether c is one of the stable codes.
+func (c ReasonCode) Known() bool { _, ok := codeStatus[c]; return ok }
+
+// Status is the HTTP status a refusal with this code carries by default.
+func (c ReasonCode) Status() int {
+	if s, ok := codeStatus[c]; ok {
+		return s
+	}
+	return http.StatusForbidden
+}
+
+// Codes lists every stable code, for docs and tests.
+func Codes() []ReasonCode {
+	out := make([]ReasonCode, 0, len(codeStatus))
+	for c := range codeStatus {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Step is one rule looked at during evaluation, in the order it was looked at.
+type Step struct {
+	Rule    string `json:"rule"`
+	Line    int    `json:"line,omitempty"`
+	Matched bool   `json:"matched"`
+	// Note says why the rule did or did not match, or what it did.
+	Note string `json:"note,omitempty"`
+}
+
+// Trace is the record of an evaluation. It is filled only when asked for, so
+// the allow path allocates nothing.
+type Trace struct {
+	Steps []Step `json:"steps"`
+}
+
+// Add appends a step; a nil Trace records nothing.
+func (t *Trace) Add(s Step) {
+	if t != nil {
+		t.Steps = append(t.Steps, s)
+	}
+}
+
+// Decision is the outcome for one request.
+type Decision struct {
+	Action Action
+	Code   ReasonCode
+	Status int
+	// Reason is the human sentence that may be shown to the client, such as
+	// "account lacks role: admin".
+	Reason string
+	// Rule names the rule that decided; empty for the policy default.
+	Rule string
+	// RuleLine is the config line of that rule, for the operator.
+	RuleLine int
+	// Challenge carries the WWW-Authenticate value for 401 refusals.
+	WWWAuthenticate string
+	// RetryAfter in seconds, for 429 and 503.
+	RetryAfter int
+	// Detail holds operator-only facts (matched WAF rules, the underlying
+	// error). It goes to the decision log, never to an anonymous client.
+	Detail string
+}
+
+// Allowed reports whether the request may pass.
+func (d *Decision) Allowed() bool { return d.Action == Allow }
+
+// Refuse builds a refusal with the default status of code.
+func Refuse(code ReasonCode, reason string) Decision {
+	a := Deny
+	if code == NotFound {
+		a = Conceal
+	}
+	return Decision{Action: a, Code: code, Status: code.Status(), Reason: reason}
+}

@@ -1,0 +1,214 @@
+// Package pathmatch matches canonical paths: exact, prefix, glob and regex
+// patterns, and an index that narrows a thousand rules down to the few whose
+// patterns could match a given path.
+package pathmatch
+
+import (
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+)
+
+// Kind is the kind of a path pattern.
+type Kind uint8
+
+const (
+	Exact Kind = iota
+	Prefix
+	Glob
+	Regex
+)
+
+func (k Kind) String() string {
+	return [...]string{"exact", "prefix", "glob", "regex"}[k]
+}
+
+// Pattern is one compiled path pattern.
+type Pattern struct {
+	Kind            Kind
+	Value           string // lower-cased when CaseInsensitive
+	CaseInsensitive bool
+	re              *regexp.Regexp
+}
+
+// New compiles a pattern. Patterns other than regexes must start with "/".
+func New(kind Kind, value string, caseInsensitive bool) (Pattern, error) {
+	p := Pattern{Kind: kind, Value: value, CaseInsensitive: caseInsensitive}
+	switch kind {
+	case Regex:
+		src := value
+		if caseInsensitive {
+			src = "(?i)" + src
+		}
+		re, err := regexp.Compile(src)
+		if err != nil {
+			return p, fmt.Errorf("bad path regex %q: %v", value, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		}
+		p.re = re
+		return p, nil
+	case Glob:
+		if err := checkGlob(value); err != nil {
+			return p, err
+		}
+	}
+	if !strings.HasPrefix(value, "/") {
+		return p, fmt.Errorf("%s path %q must start with /", kind, value)
+	}
+	if caseInsensitive {
+		p.Value = strings.ToLower(value)
+	}
+	return p, nil
+}
+
+func checkGlob(g string) error {
+	if strings.Contains(g, "***") {
+		return fmt.Errorf("glob %q: use * (within a segment) or ** (across segments)", g)
+	}
+	return nil
+}
+
+// Match reports whether the pattern matches. path is the canonical path and
+// lower its lower-cased form.
+func (p *Pattern) Match(path, lower string) bool {
+	s := path
+	if p.CaseInsensitive {
+		s = lower
+	}
+	switch p.Kind {
+	case Exact:
+		return s == p.Value
+	case Prefix:
+		if strings.HasPrefix(s, p.Value) {
+			return true
+		}
+		// "/admin/" also covers "/admin": servers answer that path with the
+		// folder (or a redirect to it), so leaving it out would be a bypass.
+		n := len(p.Value)
+		return n > 1 && p.Value[n-1] == '/' && s == p.Value[:n-1]
+	case Glob:
+		return globMatch(p.Value, s)
+	case Regex:
+		return p.re.MatchString(path)
+	}
+	return false
+}
+
+// literalPrefix is the part every matching path must start with, used for
+// indexing. It errs on the short side.
+func (p *Pattern) literalPrefix() string {
+	switch p.Kind {
+	case Exact:
+		return p.Value
+	case Prefix:
+		if n := len(p.Value); n > 1 && p.Value[n-1] == '/' {
+			return p.Value[:n-1]
+		}
+		return p.Value
+	case Glob:
+		if i := strings.IndexAny(p.Value, "*?["); i >= 0 {
+			return p.Value[:i]
+		}
+		return p.Value
+	case Regex:
+		if p.CaseInsensitive {
+			return ""
+		}
+		return anchoredLiteral(p.Value)
+	}
+	return ""
+}
+
+// Covers reports whether every path p matches is also matched by q's
+// receiver; it is conservative (false when unsure), for shadowing checks.
+func (p *Pattern) Covers(q *Pattern) bool {
+	if p.CaseInsensitive && !q.CaseInsensitive {
+		// p matches more spellings than q; compare on lower-case.
+		qv := strings.ToLower(q.Value)
+		return p.coversValue(q.Kind, qv)
+	}
+	if p.CaseInsensitive != q.CaseInsensitive {
+		return false
+	}
+	return p.coversValue(q.Kind, q.Value)
+}
+
+func (p *Pattern) coversValue(k Kind, v string) bool {
+	switch p.Kind {
+	case Exact:
+		return k == Exact && v == p.Value
+	case Prefix:
+		switch k {
+		case Exact, Prefix:
+			return strings.HasPrefix(v, p.Value)
+		case Glob:
+			i := strings.IndexAny(v, "*?[")
+			return i >= 0 && strings.HasPrefix(v[:i], p.Value)
+		}
+	case Glob:
+		return (k == Glob || k == Exact) && v == p.Value || k == Exact && globMatch(p.Value, v)
+	case Regex:
+		return k == Regex && v == p.Value
+	}
+	return false
+}
+
+// anchoredLiteral is the literal text a regex requires at the very start of
+// the subject ("^/api/v[12]" gives "/api/v"); "" when it is not anchored.
+func anchoredLiteral(src string) string {
+	re, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	re = re.Simplify()
+	if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText {
+		return ""
+	}
+	var b strings.Builder
+	for _, sub := range re.Sub[1:] {
+		if sub.Op != syntax.OpLiteral || sub.Flags&syntax.FoldCase != 0 {
+			break
+		}
+		b.WriteString(string(sub.Rune))
+	}
+	return b.String()
+}
+
+// globMatch matches '*' (any run within a segment), '**' (any run, across
+// segments) and '?' (one character other than '/').
+func globMatch(pat, s string) bool {
+	for len(pat) > 0 {
+		switch pat[0] {
+		case '*':
+			if strings.HasPrefix(pat, "**") {
+				rest := strings.TrimLeft(pat, "*")
+				for i := 0; i <= len(s); i++ {
+					if globMatch(rest, s[i:]) {
+						return true
+					}
+				}
+				return false
+			}
+			rest := pat[1:]
+			for i := 0; i <= len(s); i++ {
+				if globMatch(rest, s[i:]) {
+					return true
+				}
+				if i < len(s) && s[i] == '/' {
+					return false
+				}
+			}
+			return false
+		case '?':
+			if len(s) == 0 || s[0] == '/' {
+				return false
+			}
+		default:
+			if len(s) == 0 || s[0] != pat[0] {
+				return false
+			}
+		}
+		pat, s = pat[1:], s[1:]
+	}
+	return len(s) == 0
+}

@@ -1,0 +1,194 @@
+// Package policy compiles a config into an immutable Policy and decides
+// requests against it. Compile does every piece of work that can be done
+// ahead of time; Decide is pure: it reads the canonical request, the compiled
+// policy and the time passed in, and does no I/O.
+package policy
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/canonical"
+	"github.com/warden-gateway/warden/internal/decision"
+	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/match/ipmatch"
+	"github.com/warden-gateway/warden/internal/match/pathmatch"
+)
+
+// Policy is a compiled policy. It is immutable and safe for concurrent use.
+type Policy struct {
+	rules       []rule
+	index       pathmatch.Index
+	defaultDeny bool
+	identity    identity.Chain
+	// Canonical holds the options requests are made canonical with.
+	Canonical canonical.Options
+	// Source is the config file the policy came from.
+	Source string
+	// Extras are the parts other stages compile from the same config
+	// (handlers, WAF, limits); the gateway reads them.
+	geo geoSources
+}
+
+// Identity returns the authenticator chain, for the gateway's upstream
+// identity headers.
+func (p *Policy) Identity() identity.Chain { return p.identity }
+
+// RuleCount is the number of compiled rules.
+func (p *Policy) RuleCount() int { return len(p.rules) }
+
+type rule struct {
+	name   string
+	line   int
+	action decision.Action
+	// gate is a rule with require and no action: a caller who passes goes
+	// on to the next rule.
+	gate    bool
+	status  int
+	code    decision.ReasonCode
+	reason  string
+	paths   []pathmatch.Pattern
+	methods []string
+	hosts   []hostPattern
+	ip      *ipmatch.Set
+	ipSrc   string
+	notIP   *ipmatch.Set
+	notSrc  string
+	exts    []string
+	conds   []cond
+	require *requirement
+	// needsIdentity is set when matching or gating needs the caller.
+	needsIdentity bool
+}
+
+// cond is a matcher family beyond the built-in ones: user agent, referer,
+// geo, expressions. Each lives with its family and is adapted here.
+type cond interface {
+	match(ctx *evalCtx) bool
+	describe() string
+}
+
+type hostPattern struct {
+	suffix string // "*.example.com" → ".example.com"
+	exact  string
+}
+
+func (h hostPattern) match(host string) bool {
+	if h.suffix != "" {
+		return strings.HasSuffix(host, h.suffix) && len(host) > len(h.suffix)
+	}
+	return host == h.exact
+}
+
+// evalCtx is the per-request scratch state of one evaluation. It lives on
+// the stack of Decide.
+type evalCtx struct {
+	req    *canonical.Request
+	now    time.Time
+	p      *Policy
+	idDone bool
+	id     identity.Result
+	// geo memo
+	geoDone bool
+	country string
+	asn     uint32
+}
+
+func (c *evalCtx) identity() *identity.Result {
+	if !c.idDone {
+		c.id = c.p.identity.Authenticate(c.req, c.now)
+		c.idDone = true
+	}
+	return &c.id
+}
+
+func (r *rule) matches(ctx *evalCtx, why *string) bool {
+	req := ctx.req
+	if len(r.paths) > 0 {
+		ok := false
+		for i := range r.paths {
+			if r.paths[i].Match(req.Path, req.LowerPath) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			setWhy(why, "path does not match")
+			return false
+		}
+	}
+	if len(r.methods) > 0 && !containsFold(r.methods, req.Method) {
+		setWhy(why, "method "+req.Method+" not listed")
+		return false
+	}
+	if len(r.hosts) > 0 {
+		ok := false
+		for _, h := range r.hosts {
+			if h.match(req.Host) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			setWhy(why, "host "+req.Host+" not listed")
+			return false
+		}
+	}
+	if len(r.exts) > 0 && !hasExt(req.LowerPath, r.exts) {
+		setWhy(why, "extension not listed")
+		return false
+	}
+	if r.ip != nil && !r.ip.Contains(req.ClientIP) {
+		setWhy(why, "client "+addrString(req.ClientIP)+" not in "+r.ipSrc)
+		return false
+	}
+	if r.notIP != nil && r.notIP.Contains(req.ClientIP) {
+		setWhy(why, "client "+addrString(req.ClientIP)+" is in "+r.notSrc)
+		return false
+	}
+	for _, c := range r.conds {
+		if !c.match(ctx) {
+			setWhy(why, c.describe()+" does not match")
+			return false
+		}
+	}
+	return true
+}
+
+func setWhy(why *string, s string) {
+	if why != nil {
+		*why = s
+	}
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return "(none)"
+	}
+	return a.String()
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func hasExt(lowerPath string, exts []string) bool {
+	slash := strings.LastIndexByte(lowerPath, '/')
+	dot := strings.LastIndexByte(lowerPath, '.')
+	if dot <= slash {
+		return false
+	}
+	ext := lowerPath[dot+1:]
+	for _, e := range exts {
+		if e == ext {
+			return true
+		}
+	}
+	return false
+}

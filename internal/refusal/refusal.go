@@ -1,0 +1,313 @@
+// Package refusal renders a Decision that refuses a request, in the form the
+// client can act on: RFC 9457 problem details for programs, an HTML page for
+// people in browsers, plain text for terminals. Every body carries the code
+// and the request id; the operator's trace never goes to the client.
+package refusal
+
+import (
+	"bytes"
+	"encoding/json"
+	"html/template"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/warden-gateway/warden/internal/decision"
+)
+
+// Options say how much a refused client is told.
+type Options struct {
+	// Minimal hides the reason sentence; the code and request id remain.
+	Minimal bool
+	// ShowRule adds the deciding rule's name.
+	ShowRule bool
+	// Contact is shown on HTML pages as whom to ask.
+	Contact string
+}
+
+// Format is a body format.
+type Format uint8
+
+const (
+	JSON Format = iota
+	HTML
+	Text
+)
+
+// Problem is the problem+json body (RFC 9457) with warden's fields.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id"`
+	// Error and Reason keep the shape APIs have long used:
+	// {"error":"forbidden","reason":"account lacks role: admin"}.
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+	Rule   string `json:"rule,omitempty"`
+}
+
+// Negotiate picks the body format from Accept (with q-values) and, when the
+// client accepts anything, from the User-Agent: terminals get text, other
+// programs JSON.
+func Negotiate(r *http.Request) Format {
+	accept := r.Header.Get("Accept")
+	best, bestQ := -1, 0.0
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		f := -1
+		switch {
+		case mt == "application/problem+json" || mt == "application/json" || strings.HasSuffix(mt, "+json"):
+			f = int(JSON)
+		case mt == "text/html" || mt == "application/xhtml+xml":
+			f = int(HTML)
+		case mt == "text/plain":
+			f = int(Text)
+		}
+		if f >= 0 && q > bestQ {
+			best, bestQ = f, q
+		}
+	}
+	if best >= 0 {
+		return Format(best)
+	}
+	ua := strings.ToLower(r.Header.Get("User-Agent"))
+	for _, t := range []string{"curl/", "wget/", "httpie/", "powershell", "xh/", "lynx", "w3m"} {
+		if strings.Contains(ua, t) {
+			return Text
+		}
+	}
+	return JSON
+}
+
+// errorWord is the short "error" field: the status as a word.
+func errorWord(status int) string {
+	switch status {
+	case 400:
+		return "bad_request"
+	case 401:
+		return "unauthorized"
+	case 403:
+		return "forbidden"
+	case 404:
+		return "not_found"
+	case 405:
+		return "method_not_allowed"
+	case 413:
+		return "payload_too_large"
+	case 429:
+		return "too_many_requests"
+	case 500:
+		return "internal_error"
+	case 502:
+		return "bad_gateway"
+	case 503:
+		return "service_unavailable"
+	case 504:
+		return "gateway_timeout"
+	}
+	return strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
+}
+
+// Build makes the public problem for a decision.
+func Build(d *decision.Decision, requestID string, opt Options) Problem {
+	status := d.Status
+	if status == 0 {
+		status = d.Code.Status()
+	}
+	code := d.Code
+	reason := d.Reason
+	if d.Action == decision.Conceal || code == decision.NotFound {
+		// A concealed refusal must be indistinguishable from a plain 404.
+		status, code, reason = 404, decision.NotFound, "not found"
+	}
+	if reason == "" {
+		reason = http.StatusText(status)
+	}
+	if opt.Minimal && code != decision.NotFound {
+		reason = http.StatusText(status)
+	}
+	p := Problem{
+		Type:      "urn:warden:reason:" + string(code),
+		Title:     http.StatusText(status),
+		Status:    status,
+		Detail:    reason,
+		Code:      string(code),
+		RequestID: requestID,
+		Error:     errorWord(status),
+		Reason:    reason,
+	}
+	if opt.ShowRule && d.Action != decision.Conceal && code != decision.NotFound {
+		p.Rule = d.Rule
+	}
+	return p
+}
+
+// Write renders the refusal. It sets the status, the security headers and,
+// for 401, WWW-Authenticate (always: a 401 without it is a protocol error).
+func Write(w http.ResponseWriter, r *http.Request, d *decision.Decision, requestID string, opt Options) {
+	p := Build(d, requestID, opt)
+	h := w.Header()
+	h.Set("X-Request-Id", requestID)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Length")
+	h.Del("ETag")
+	h.Del("Last-Modified")
+	if p.Status == http.StatusUnauthorized {
+		ch := d.WWWAuthenticate
+		if ch == "" {
+			ch = `Bearer realm="warden"`
+		}
+		h.Set("WWW-Authenticate", ch)
+	}
+	if d.RetryAfter > 0 && (p.Status == 429 || p.Status == 503) {
+		h.Set("Retry-After", strconv.Itoa(d.RetryAfter))
+	}
+	var body []byte
+	switch Negotiate(r) {
+	case HTML:
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		body = renderHTML(&p, opt)
+	case Text:
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		body = renderText(&p)
+	default:
+		h.Set("Content-Type", "application/problem+json")
+		body, _ = json.Marshal(&p)
+		body = append(body, '\n')
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(p.Status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+func renderText(p *Problem) []byte {
+	var b bytes.Buffer
+	b.WriteString(strconv.Itoa(p.Status) + " " + p.Title + ": " + sanitizeLine(p.Reason) + "\n")
+	b.WriteString("code: " + p.Code + "\n")
+	if p.Rule != "" {
+		b.WriteString("rule: " + sanitizeLine(p.Rule) + "\n")
+	}
+	if adv := advice(decision.ReasonCode(p.Code)); adv.Text != "" {
+		b.WriteString("what you can do: " + adv.Text + "\n")
+	}
+	b.WriteString("request id: " + p.RequestID + "\n")
+	return b.Bytes()
+}
+
+// sanitizeLine keeps terminal output to one line of printable text, so a
+// reason can never move the cursor or fake another line.
+func sanitizeLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// Advice is what the page tells a visitor about a kind of refusal.
+type Advice struct {
+	Kind string
+	Text string
+}
+
+func advice(code decision.ReasonCode) Advice {
+	switch code {
+	case decision.Unauthenticated:
+		return Advice{"Sign-in required", "Sign in, or send your API key or token with the request, then try again."}
+	case decision.InvalidCredentials:
+		return Advice{"Credentials not accepted", "Your credentials were rejected (wrong, expired or revoked). Sign in again or get a new token."}
+	case decision.RoleRequired:
+		return Advice{"Not permitted for your account", "You are signed in, but your account lacks the permission this needs. Signing in again will not help: ask the site owner to grant it."}
+	case decision.IPBlocked, decision.IPNotAllowed:
+		return Advice{"Your network address is not allowed", "If you use a VPN or proxy, turn it off and try again; otherwise ask the site owner, quoting the request id."}
+	case decision.CountryBlocked, decision.ASNBlocked:
+		return Advice{"Not available from your location", "This site does not accept requests from your country or network. If you use a VPN, try without it."}
+	case decision.UserAgentBlocked:
+		return Advice{"Your client is not allowed", "Automated clients are refused here. Use a regular browser, identify your bot, or use the site's API."}
+	case decision.HotlinkBlocked:
+		return Advice{"Linking from other sites is not allowed", "Open the page that contains this resource on its own site instead of embedding or linking it."}
+	case decision.PathForbidden, decision.PolicyDenied:
+		return Advice{"Access forbidden", "This resource is not open to you. If you think it should be, ask the site owner, quoting the request id."}
+	case decision.DirectoryListingDisabled:
+		return Advice{"Folder listing is off", "This folder has no index page and its contents are not listed. Ask for a specific file instead."}
+	case decision.FileNotReadable:
+		return Advice{"File not readable", "The file exists but the server is not permitted to read it. The site owner needs to fix its permissions."}
+	case decision.WAFBlocked:
+		return Advice{"Request judged unsafe", "The security filter judged this request unsafe. If you were doing something ordinary, tell the site owner, quoting the request id."}
+	case decision.ChallengeRequired, decision.ChallengeFailed:
+		return Advice{"Browser check needed", "Enable JavaScript and cookies, and reload the page to pass the check."}
+	case decision.Banned:
+		return Advice{"Temporarily blocked", "Too many refused requests came from your address. Wait a while before trying again."}
+	case decision.RateLimited:
+		return Advice{"Too many requests", "Slow down and try again after the time given in Retry-After."}
+	case decision.NotFound:
+		return Advice{"Not found", "Check the address for typos."}
+	case decision.BadRequest:
+		return Advice{"Malformed request", "The request could not be understood safely. Check the address for odd characters or encoding."}
+	case decision.Unavailable:
+		return Advice{"Temporarily unavailable", "A service needed to check this request is down. Try again in a minute."}
+	case decision.UpstreamError, decision.UpstreamTimeout:
+		return Advice{"The site behind this gateway did not answer properly", "Try again in a minute; if it persists, tell the site owner, quoting the request id."}
+	case decision.InternalError:
+		return Advice{"Internal error", "Something went wrong on our side. Try again; if it persists, tell the site owner, quoting the request id."}
+	}
+	return Advice{"Request refused", ""}
+}
+
+var page = template.Must(template.New("refusal").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{.P.Status}} {{.P.Title}}</title>
+<style>
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1c2330}
+main{max-width:40rem;margin:10vh auto;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 1px 4px rgba(0,0,0,.08)}
+.status{font-size:.9rem;color:#6a7385;letter-spacing:.04em;text-transform:uppercase}
+h1{font-size:1.6rem;margin:.25rem 0 1rem}
+.reason{font-size:1.05rem}
+.advice{background:#eef3ff;border-left:4px solid #3d6ef5;padding:.75rem 1rem;border-radius:4px}
+footer{margin-top:1.5rem;font-size:.85rem;color:#6a7385}
+code{background:#f0f1f4;padding:.1rem .35rem;border-radius:4px}
+</style></head>
+<body><main>
+<div class="status">{{.P.Status}} {{.P.Title}}</div>
+<h1>{{.A.Kind}}</h1>
+<p class="reason">{{.P.Reason}}</p>
+{{if .A.Text}}<p class="advice">{{.A.Text}}</p>{{end}}
+<footer>
+<div>Reason code: <code>{{.P.Code}}</code>{{if .P.Rule}} &middot; rule <code>{{.P.Rule}}</code>{{end}}</div>
+<div>Request id: <code>{{.P.RequestID}}</code></div>
+{{if .Contact}}<div>Site owner: {{.Contact}}</div>{{end}}
+</footer>
+</main></body></html>
+`))
+
+func renderHTML(p *Problem, opt Options) []byte {
+	var b bytes.Buffer
+	a := advice(decision.ReasonCode(p.Code))
+	if p.Code == string(decision.NotFound) {
+		a = Advice{"Not found", "Check the address for typos."}
+	}
+	_ = page.Execute(&b, struct {
+		P       *Problem
+		A       Advice
+		Contact string
+	}{p, a, opt.Contact})
+	return b.Bytes()
+}
