@@ -1,0 +1,405 @@
+package identity
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/warden-gateway/warden/internal/canonical"
+)
+
+// DefaultHtpasswdCheckInterval is how often Start looks at the file's mtime.
+const DefaultHtpasswdCheckInterval = 2 * time.Second
+
+// maxBasicHeader bounds the Authorization header Basic auth decodes.
+const maxBasicHeader = 4096
+
+// verifiedCacheSize bounds the remembered (user, password) successes.
+const verifiedCacheSize = 4096
+
+// HtpasswdOptions configures the htpasswd authenticator.
+type HtpasswdOptions struct {
+	// AllowWeakHashes accepts {SHA} (htpasswd -s) and $apr1$ (htpasswd -m)
+	// entries. Without it they make loading fail with file:line.
+	AllowWeakHashes bool
+	// Roles maps a user name to its roles.
+	Roles map[string][]string
+	// CheckInterval is how often Start checks the file for changes
+	// (default 2s).
+	CheckInterval time.Duration
+	// Realm goes into the WWW-Authenticate challenge (default "warden").
+	Realm  string
+	Logger *slog.Logger
+}
+
+// Htpasswd authenticates HTTP Basic credentials against an Apache htpasswd
+// file. bcrypt is the accepted scheme; weaker ones only when allowed.
+//
+// A bcrypt check costs milliseconds by design, and Basic clients send the
+// password on every request, so successes are remembered under an HMAC
+// (keyed with a per-process random key) of user, stored hash and password:
+// the password itself is never kept, and a changed entry in the file no
+// longer matches.
+type Htpasswd struct {
+	path      string
+	opts      HtpasswdOptions
+	users     atomic.Pointer[htpasswdUsers]
+	reloadMu  sync.Mutex
+	startOnce sync.Once
+	lastErr   atomic.Pointer[error]
+	log       *slog.Logger
+
+	macKey   [32]byte
+	verified sync.Map // [32]byte → struct{}
+	nVerif   atomic.Int64
+}
+
+type htpasswdUsers struct {
+	stamp  fileStamp
+	hashes map[string]string
+}
+
+// NewHtpasswd loads the file. Errors name the file and line.
+func NewHtpasswd(path string, opts HtpasswdOptions) (*Htpasswd, error) {
+	if opts.CheckInterval <= 0 {
+		opts.CheckInterval = DefaultHtpasswdCheckInterval
+	}
+	if opts.Realm == "" {
+		opts.Realm = "warden"
+	}
+	h := &Htpasswd{path: path, opts: opts, log: opts.Logger}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := rand.Read(h.macKey[:]); err != nil {
+		return nil, fmt.Errorf("htpasswd: random key: %w", err)
+	}
+	if err := h.Reload(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Name implements Authenticator.
+func (h *Htpasswd) Name() string { return "htpasswd" }
+
+// Challenge implements Authenticator (RFC 7617).
+func (h *Htpasswd) Challenge(bool) string {
+	return fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, h.opts.Realm)
+}
+
+// Users returns the number of users loaded.
+func (h *Htpasswd) Users() int { return len(h.users.Load().hashes) }
+
+// LastError returns the error of the last reload, nil if it succeeded.
+func (h *Htpasswd) LastError() error {
+	if p := h.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Reload reads the file now. On error the users loaded before stay in force.
+func (h *Htpasswd) Reload() error {
+	h.reloadMu.Lock()
+	defer h.reloadMu.Unlock()
+	err := h.reloadLocked()
+	h.lastErr.Store(&err)
+	return err
+}
+
+func (h *Htpasswd) reloadLocked() error {
+	stamp, err := statFile(h.path)
+	if err != nil {
+		return fmt.Errorf("htpasswd: %w", err)
+	}
+	data, err := os.ReadFile(h.path)
+	if err != nil {
+		return fmt.Errorf("htpasswd: %w", err)
+	}
+	hashes, err := ParseHtpasswd(h.path, data, h.opts.AllowWeakHashes)
+	if err != nil {
+		return err
+	}
+	h.users.Store(&htpasswdUsers{stamp: stamp, hashes: hashes})
+	return nil
+}
+
+// Start reloads the file in the background, when its modification time or
+// size changes, until ctx ends. A file that fails to load is logged and the
+// previous users stay in force. Start returns immediately.
+func (h *Htpasswd) Start(ctx context.Context) {
+	h.startOnce.Do(func() { go h.watch(ctx) })
+}
+
+func (h *Htpasswd) watch(ctx context.Context) {
+	ticker := time.NewTicker(h.opts.CheckInterval)
+	defer ticker.Stop()
+	var failedStamp fileStamp
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		st, err := statFile(h.path)
+		if err != nil || st == h.users.Load().stamp || st == failedStamp {
+			continue
+		}
+		if err := h.Reload(); err != nil {
+			failedStamp = st // log a broken version once, not every tick
+			h.log.Warn("htpasswd reload failed; keeping the previous users", "file", h.path, "err", err)
+		} else {
+			h.log.Info("htpasswd reloaded", "file", h.path, "users", h.Users())
+		}
+	}
+}
+
+// ParseHtpasswd reads htpasswd content ("user:hash" lines; blank lines and
+// lines starting with # are skipped). name is used in errors, which have the
+// form "name:line: message".
+func ParseHtpasswd(name string, data []byte, allowWeak bool) (map[string]string, error) {
+	hashes := make(map[string]string)
+	firstLine := make(map[string]int)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		if !ok || user == "" || hash == "" {
+			return nil, fmt.Errorf("%s:%d: want \"user:hash\"", name, lineNo)
+		}
+		if prev, dup := firstLine[user]; dup {
+			return nil, fmt.Errorf("%s:%d: user %q already defined on line %d", name, lineNo, user, prev)
+		}
+		switch scheme := hashScheme(hash); scheme {
+		case "bcrypt":
+			if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+				return nil, fmt.Errorf("%s:%d: user %q: malformed bcrypt hash: %v", name, lineNo, user, err)
+			}
+		case "{SHA}", "$apr1$":
+			if !allowWeak {
+				return nil, fmt.Errorf("%s:%d: user %q uses a weak hash (%s); re-create it with htpasswd -B or set allow_weak_hashes", name, lineNo, user, scheme)
+			}
+			if scheme == "{SHA}" {
+				if b, err := base64.StdEncoding.DecodeString(hash[5:]); err != nil || len(b) != sha1.Size {
+					return nil, fmt.Errorf("%s:%d: user %q: malformed {SHA} hash", name, lineNo, user)
+				}
+			} else if _, _, err := splitAPR1(hash); err != nil {
+				return nil, fmt.Errorf("%s:%d: user %q: %v", name, lineNo, user, err)
+			}
+		default:
+			return nil, fmt.Errorf("%s:%d: user %q uses %s, which warden does not accept even with allow_weak_hashes; re-create it with htpasswd -B", name, lineNo, user, scheme)
+		}
+		hashes[user] = hash
+		firstLine[user] = lineNo
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return hashes, nil
+}
+
+// hashScheme names the scheme of an htpasswd hash.
+func hashScheme(hash string) string {
+	switch {
+	case strings.HasPrefix(hash, "$2y$"), strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"):
+		return "bcrypt"
+	case strings.HasPrefix(hash, "$apr1$"):
+		return "$apr1$"
+	case strings.HasPrefix(hash, "{SHA}"):
+		return "{SHA}"
+	case strings.HasPrefix(hash, "$5$"):
+		return "SHA-256-crypt ($5$)"
+	case strings.HasPrefix(hash, "$6$"):
+		return "SHA-512-crypt ($6$)"
+	case strings.HasPrefix(hash, "$1$"):
+		return "MD5-crypt ($1$)"
+	case len(hash) == 13 && !strings.ContainsAny(hash, ":$"):
+		return "DES crypt or a plain-text password"
+	}
+	return "a plain-text password or an unknown hash"
+}
+
+// Authenticate implements Authenticator. It does no I/O.
+func (h *Htpasswd) Authenticate(r *canonical.Request, _ time.Time) (*Principal, error) {
+	v := r.Header.Get("Authorization")
+	if len(v) < 6 || !strings.EqualFold(v[:6], "basic ") {
+		return nil, nil
+	}
+	if len(v) > maxBasicHeader {
+		return nil, fmt.Errorf("%w: Basic credentials too long", ErrInvalid)
+	}
+	dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v[6:]))
+	if err != nil {
+		return nil, fmt.Errorf("%w: Basic credentials are not base64", ErrInvalid)
+	}
+	user, password, ok := strings.Cut(string(dec), ":")
+	if !ok || user == "" {
+		return nil, fmt.Errorf("%w: Basic credentials need \"user:password\"", ErrInvalid)
+	}
+	hash, known := h.users.Load().hashes[user]
+	if !known {
+		// Spend the time a real check would, so response time does not
+		// tell which user names exist.
+		_ = bcrypt.CompareHashAndPassword(dummyBcrypt(), []byte(password))
+		return nil, fmt.Errorf("%w: unknown user or wrong password", ErrInvalid)
+	}
+	if !h.checkPassword(user, hash, password) {
+		return nil, fmt.Errorf("%w: unknown user or wrong password", ErrInvalid)
+	}
+	return &Principal{ID: user, Method: "basic", Roles: h.opts.Roles[user]}, nil
+}
+
+// dummyBcrypt is a bcrypt hash at htpasswd's default cost (5), made once,
+// for timing.
+var dummyBcrypt = sync.OnceValue(func() []byte {
+	h, err := bcrypt.GenerateFromPassword([]byte("warden-timing-equaliser"), 5)
+	if err != nil {
+		return nil
+	}
+	return h
+})
+
+func (h *Htpasswd) checkPassword(user, hash, password string) bool {
+	mac := hmac.New(sha256.New, h.macKey[:])
+	mac.Write([]byte(user))
+	mac.Write([]byte{0})
+	mac.Write([]byte(hash))
+	mac.Write([]byte{0})
+	mac.Write([]byte(password))
+	var key [32]byte
+	mac.Sum(key[:0])
+	if _, ok := h.verified.Load(key); ok {
+		return true
+	}
+	var ok bool
+	switch hashScheme(hash) {
+	case "bcrypt":
+		ok = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+	case "{SHA}":
+		sum := sha1.Sum([]byte(password))
+		ok = subtle.ConstantTimeCompare([]byte(hash[5:]), []byte(base64.StdEncoding.EncodeToString(sum[:]))) == 1
+	case "$apr1$":
+		want, err := apr1Crypt(password, hash)
+		ok = err == nil && subtle.ConstantTimeCompare([]byte(hash), []byte(want)) == 1
+	}
+	if ok {
+		// A crude bound: when full, start over. Entries are cheap to
+		// recompute and this keeps the read path lock-free.
+		if h.nVerif.Add(1) > verifiedCacheSize {
+			h.verified.Clear()
+			h.nVerif.Store(1)
+		}
+		h.verified.Store(key, struct{}{})
+	}
+	return ok
+}
+
+// splitAPR1 returns the salt and checksum of "$apr1$salt$checksum".
+func splitAPR1(hash string) (salt, sum string, err error) {
+	rest, ok := strings.CutPrefix(hash, "$apr1$")
+	if !ok {
+		return "", "", errors.New("not an $apr1$ hash")
+	}
+	salt, sum, ok = strings.Cut(rest, "$")
+	if !ok || len(salt) == 0 || len(salt) > 8 || len(sum) != 22 {
+		return "", "", errors.New("malformed $apr1$ hash")
+	}
+	return salt, sum, nil
+}
+
+const cryptAlphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// apr1Crypt computes Apache's MD5-crypt ("$apr1$"), the algorithm of
+// Poul-Henning Kamp's md5crypt with Apache's magic string, using the salt
+// of hash. It exists only for files loaded with allow_weak_hashes.
+func apr1Crypt(password, hash string) (string, error) {
+	salt, _, err := splitAPR1(hash)
+	if err != nil {
+		return "", err
+	}
+	const magic = "$apr1$"
+	pw := []byte(password)
+
+	alt := md5.New()
+	alt.Write(pw)
+	alt.Write([]byte(salt))
+	alt.Write(pw)
+	altSum := alt.Sum(nil)
+
+	ctx := md5.New()
+	ctx.Write(pw)
+	ctx.Write([]byte(magic))
+	ctx.Write([]byte(salt))
+	for i := len(pw); i > 0; i -= 16 {
+		ctx.Write(altSum[:min(i, 16)])
+	}
+	for i := len(pw); i > 0; i >>= 1 {
+		if i&1 != 0 {
+			ctx.Write([]byte{0})
+		} else {
+			ctx.Write(pw[:1])
+		}
+	}
+	sum := ctx.Sum(nil)
+
+	for i := range 1000 {
+		round := md5.New()
+		if i&1 != 0 {
+			round.Write(pw)
+		} else {
+			round.Write(sum)
+		}
+		if i%3 != 0 {
+			round.Write([]byte(salt))
+		}
+		if i%7 != 0 {
+			round.Write(pw)
+		}
+		if i&1 != 0 {
+			round.Write(sum)
+		} else {
+			round.Write(pw)
+		}
+		sum = round.Sum(sum[:0])
+	}
+
+	var out strings.Builder
+	out.WriteString(magic + salt + "$")
+	encode := func(a, b, c byte, n int) {
+		v := uint(a)<<16 | uint(b)<<8 | uint(c)
+		for ; n > 0; n-- {
+			out.WriteByte(cryptAlphabet[v&0x3f])
+			v >>= 6
+		}
+	}
+	encode(sum[0], sum[6], sum[12], 4)
+	encode(sum[1], sum[7], sum[13], 4)
+	encode(sum[2], sum[8], sum[14], 4)
+	encode(sum[3], sum[9], sum[15], 4)
+	encode(sum[4], sum[10], sum[5], 4)
+	encode(0, 0, sum[11], 2)
+	return out.String(), nil
+}
