@@ -208,7 +208,7 @@ type Handler struct {
 	Listing      bool     `yaml:"listing"`
 	ListingOn    []Scalar `yaml:"listing_on"`
 	ListingOff   []Scalar `yaml:"listing_off"`
-	Dotfiles     bool     `yaml:"dotfiles"`
+	Dotfiles     bool     `yaml:"serve_dotfiles"`
 }
 
 // Refusals tune what refused clients are told.

@@ -194,10 +194,11 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 	default:
 		c.errf(rc.Action.Pos, "", "rule %q: action must be allow, deny or conceal, not %q", r.name, rc.Action.Value)
 	}
-	// Case sensitivity: refusing rules match case-insensitively, so that
-	// "/ADMIN/" cannot dodge a deny in front of a case-insensitive upstream;
-	// allow rules match exactly, so that they never let in more than written.
-	ci := r.action != decision.Allow || r.gate
+	// Case sensitivity: rules that can refuse (deny, conceal, require) match
+	// case-insensitively, so that "/ADMIN/" cannot dodge them in front of a
+	// case-insensitive upstream; plain allow rules match exactly, so that
+	// they never let in more than was written.
+	ci := r.action != decision.Allow || rc.Require != nil
 	w := &rc.When
 	if w.Path != nil {
 		if w.Path.CaseSensitive != nil {

@@ -1,0 +1,51 @@
+// Command warden is an HTTP access gateway that says why it refuses.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const usage = `warden — an HTTP access gateway that says why it refuses
+
+usage:
+  warden serve   [--config FILE] [--listen ADDR]   run the gateway (no config: the built-in demo)
+  warden check   --config FILE                     check a policy; file:line for every mistake
+  warden explain --config FILE [--json] METHOD URL [--ip IP] [--header 'K: V']...
+                                                   show the decision for one request and its trace
+  warden hash-key KEY                              print the sha256: form of an API key for the policy
+  warden version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(rest)
+	case "check":
+		return cmdCheck(rest)
+	case "explain":
+		return cmdExplain(rest)
+	case "hash-key":
+		return cmdHashKey(rest)
+	case "version", "--version", "-v":
+		fmt.Println("warden", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "warden: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}

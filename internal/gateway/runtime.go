@@ -1,0 +1,218 @@
+// Package gateway is warden as a server: it makes each request canonical,
+// asks the compiled policy, renders refusals, and hands allowed requests to
+// the file server or the reverse proxy. A Runtime is one compiled config;
+// the Server swaps Runtimes atomically, so a failed reload leaves the old one
+// serving.
+package gateway
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/canonical"
+	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/decision"
+	"github.com/warden-gateway/warden/internal/files"
+	"github.com/warden-gateway/warden/internal/policy"
+	"github.com/warden-gateway/warden/internal/proxy"
+	"github.com/warden-gateway/warden/internal/refusal"
+)
+
+// Runtime is everything one config compiles into.
+type Runtime struct {
+	Config   *config.Config
+	Policy   *policy.Policy
+	Refusals refusal.Options
+	routes   []route
+	// LogAll logs allowed requests too, not only refusals.
+	LogAll bool
+	LogOff bool
+}
+
+type route struct {
+	prefix string
+	files  *files.Server
+	proxy  *proxy.Proxy
+}
+
+// Options are what the CLI adds to a config.
+type Options struct {
+	// SiteFS replaces the root of file handlers whose root is "embed:" (the
+	// embedded demo site).
+	SiteFS fs.FS
+	Logger *slog.Logger
+}
+
+// Build compiles a config. All errors come back together, with positions.
+func Build(cfg *config.Config, opt Options, onUpstreamError proxy.ErrorFunc) (*Runtime, error) {
+	var errs config.Errors
+	pol, err := policy.Compile(cfg)
+	if err != nil {
+		for _, e := range splitErrors(err) {
+			errs = append(errs, e)
+		}
+	}
+	rt := &Runtime{Config: cfg, Policy: pol}
+	switch cfg.Refusals.Detail.Value {
+	case "", "reason":
+	case "minimal":
+		rt.Refusals.Minimal = true
+	default:
+		errs = append(errs, &config.Error{Pos: cfg.Refusals.Detail.Pos, Msg: fmt.Sprintf("refusals.detail must be reason or minimal, not %q", cfg.Refusals.Detail.Value)})
+	}
+	rt.Refusals.ShowRule = cfg.Refusals.ShowRule
+	rt.Refusals.Contact = cfg.Refusals.Contact
+	switch cfg.Log.Decisions.Value {
+	case "", "refusals":
+	case "all":
+		rt.LogAll = true
+	case "off":
+		rt.LogOff = true
+	default:
+		errs = append(errs, &config.Error{Pos: cfg.Log.Decisions.Pos, Msg: fmt.Sprintf("log.decisions must be refusals, all or off, not %q", cfg.Log.Decisions.Value)})
+	}
+	base := filepath.Dir(cfg.Pos.File)
+	seen := map[string]int{}
+	for i := range cfg.Handle {
+		h := &cfg.Handle[i]
+		prefix := h.Path.Value
+		if prefix == "" {
+			prefix = "/"
+		}
+		if !strings.HasPrefix(prefix, "/") {
+			errs = append(errs, &config.Error{Pos: h.Path.Pos, Msg: fmt.Sprintf("handle path %q must start with /", prefix)})
+			continue
+		}
+		if line, dup := seen[prefix]; dup {
+			errs = append(errs, &config.Error{Pos: h.Path.Pos, Msg: fmt.Sprintf("handle path %q already handled at line %d", prefix, line)})
+			continue
+		}
+		seen[prefix] = h.Pos.Line
+		rte := route{prefix: prefix}
+		switch {
+		case h.Upstream.Value != "" && h.Root.Value != "":
+			errs = append(errs, &config.Error{Pos: h.Pos, Msg: "a handler has either upstream or root, not both"})
+			continue
+		case h.Upstream.Value != "":
+			pc := proxy.Config{Upstream: h.Upstream.Value, PreserveHost: h.PreserveHost, ResponseHeaderTimeout: h.Timeout.Duration}
+			p, err := proxy.New(pc, onUpstreamError)
+			if err != nil {
+				errs = append(errs, &config.Error{Pos: h.Upstream.Pos, Msg: err.Error()})
+				continue
+			}
+			rte.proxy = p
+		case h.Root.Value != "":
+			fc := files.Config{
+				Index:          scalars(h.Index),
+				Listing:        h.Listing,
+				ListingPaths:   scalars(h.ListingOn),
+				NoListingPaths: scalars(h.ListingOff),
+				ServeDotfiles:  h.Dotfiles,
+			}
+			if h.Root.Value == "embed:" {
+				if opt.SiteFS == nil {
+					errs = append(errs, &config.Error{Pos: h.Root.Pos, Msg: "root embed: is only for the built-in demo"})
+					continue
+				}
+				fc.FS = opt.SiteFS
+			} else {
+				fc.Root = h.Root.Value
+				if !filepath.IsAbs(fc.Root) {
+					fc.Root = filepath.Join(base, fc.Root)
+				}
+			}
+			fsrv, err := files.New(fc)
+			if err != nil {
+				errs = append(errs, &config.Error{Pos: h.Root.Pos, Msg: err.Error()})
+				continue
+			}
+			rte.files = fsrv
+		default:
+			errs = append(errs, &config.Error{Pos: h.Pos, Msg: "handler needs upstream (a URL) or root (a folder)"})
+			continue
+		}
+		rt.routes = append(rt.routes, rte)
+	}
+	// Longest prefix first.
+	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
+	if len(errs) > 0 {
+		return nil, errs.Err()
+	}
+	return rt, nil
+}
+
+func splitErrors(err error) []*config.Error {
+	var out []*config.Error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if ce, ok := e.(*config.Error); ok {
+				out = append(out, ce)
+			} else {
+				out = append(out, &config.Error{Msg: e.Error()})
+			}
+		}
+		return out
+	}
+	if ce, ok := err.(*config.Error); ok {
+		return []*config.Error{ce}
+	}
+	return []*config.Error{{Msg: err.Error()}}
+}
+
+func scalars(l []config.Scalar) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = s.Value
+	}
+	return out
+}
+
+// routeFor finds the handler for a canonical path: the longest handle prefix
+// that matches at a segment boundary.
+func (rt *Runtime) routeFor(path string) *route {
+	for i := range rt.routes {
+		p := rt.routes[i].prefix
+		if p == "/" || path == p || strings.HasPrefix(path, p) && (p[len(p)-1] == '/' || path[len(p)] == '/') || path+"/" == p {
+			return &rt.routes[i]
+		}
+	}
+	return nil
+}
+
+// Close releases idle upstream connections.
+func (rt *Runtime) Close() {
+	for _, r := range rt.routes {
+		if r.proxy != nil {
+			r.proxy.Close()
+		}
+	}
+}
+
+// Explain runs the policy over a canonical request with a trace, as the
+// gateway would.
+func (rt *Runtime) Explain(req *canonical.Request, now time.Time) (decision.Decision, decision.Trace) {
+	var tr decision.Trace
+	d := rt.Policy.Decide(req, now, &tr)
+	return d, tr
+}
+
+// HandlerFor names the handler an allowed request would reach.
+func (rt *Runtime) HandlerFor(path string) string {
+	r := rt.routeFor(path)
+	switch {
+	case r == nil:
+		return "none (404)"
+	case r.proxy != nil:
+		return "upstream " + r.prefix
+	default:
+		return "files " + r.prefix
+	}
+}
+
+var _ = http.StatusOK

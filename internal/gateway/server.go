@@ -1,0 +1,197 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/canonical"
+	"github.com/warden-gateway/warden/internal/decision"
+	"github.com/warden-gateway/warden/internal/proxy"
+	"github.com/warden-gateway/warden/internal/refusal"
+)
+
+// Server is the gateway's http.Handler.
+type Server struct {
+	rt  atomic.Pointer[Runtime]
+	log *slog.Logger
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+// NewServer makes a gateway with no runtime yet; call Swap before serving.
+func NewServer(logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Server{log: logger, Now: time.Now}
+}
+
+// Swap installs a new runtime and returns the old one.
+func (s *Server) Swap(rt *Runtime) *Runtime { return s.rt.Swap(rt) }
+
+// Runtime returns the runtime in service.
+func (s *Server) Runtime() *Runtime { return s.rt.Load() }
+
+// UpstreamError is the proxy's error callback: upstream failures render as
+// refusals in the same formats, with the cause kept for the log only.
+func (s *Server) UpstreamError(w http.ResponseWriter, r *http.Request, code decision.ReasonCode, err error) {
+	d := decision.Refuse(code, "the upstream server failed to answer")
+	if code == decision.UpstreamTimeout {
+		d.Reason = "the upstream server did not answer in time"
+	}
+	d.Detail = err.Error()
+	s.refuse(w, r, &d, nil, requestID(w))
+}
+
+var _ proxy.ErrorFunc = (*Server)(nil).UpstreamError
+
+type ctxKey struct{}
+
+type reqState struct {
+	id  string
+	req *canonical.Request
+}
+
+func requestID(w http.ResponseWriter) string { return w.Header().Get("X-Request-Id") }
+
+func newRequestID() string {
+	const hexd = "0123456789abcdef"
+	var b [16]byte
+	v := rand.Uint64()
+	for i := range b {
+		b[i] = hexd[v&15]
+		v >>= 4
+	}
+	return string(b[:])
+}
+
+// ServeHTTP is the pipeline: canonical request → decision → refusal or
+// handler. Any panic becomes a 500 refusal, never an allow.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID()
+	w.Header().Set("X-Request-Id", id)
+	rt := s.rt.Load()
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			d := decision.Refuse(decision.InternalError, "warden failed while handling this request")
+			d.Detail = fmt.Sprintf("panic: %v\n%s", v, debug.Stack())
+			s.refuse(w, r, &d, nil, id)
+		}
+	}()
+	if rt == nil {
+		d := decision.Refuse(decision.Unavailable, "the gateway has no policy loaded")
+		s.refuse(w, r, &d, nil, id)
+		return
+	}
+	var req canonical.Request
+	if err := canonical.FillFrom(&req, r, &rt.Policy.Canonical); err != nil {
+		d := decision.Refuse(decision.BadRequest, err.Error())
+		s.refuse(w, r, &d, nil, id)
+		return
+	}
+	now := s.Now()
+	d := rt.Policy.Decide(&req, now, nil)
+	if !d.Allowed() {
+		s.refuse(w, r, &d, &req, id)
+		return
+	}
+	if rt.LogAll {
+		s.logDecision(r, &req, &d, id, nil)
+	}
+	route := rt.routeFor(req.Path)
+	if route == nil {
+		nf := decision.Refuse(decision.NotFound, "not found")
+		s.refuse(w, r, &nf, &req, id)
+		return
+	}
+	if route.files != nil {
+		if ref := route.files.Serve(w, r, req.Path); ref != nil {
+			fd := ref.Decision()
+			s.refuse(w, r, &fd, &req, id)
+		}
+		return
+	}
+	if p := rt.Policy.Principal(&req, now); p != nil {
+		route.proxy.ServeAs(w, r, &req, p.ID, p.Roles)
+		return
+	}
+	route.proxy.Serve(w, r, &req)
+}
+
+// refuse logs and renders a refusal.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, d *decision.Decision, req *canonical.Request, id string) {
+	rt := s.rt.Load()
+	opts := refusal.Options{}
+	if rt != nil {
+		opts = rt.Refusals
+	}
+	if rt == nil || !rt.LogOff {
+		var tr *decision.Trace
+		if req != nil && rt != nil && d.Rule != "" {
+			// Evaluation is pure, so the trace is recomputed only for the
+			// refusals that get logged, keeping the allow path free of it.
+			t := decision.Trace{}
+			rt.Policy.Decide(req, s.Now(), &t)
+			tr = &t
+		}
+		s.logDecision(r, req, d, id, tr)
+	}
+	refusal.Write(w, r, d, id, opts)
+}
+
+func (s *Server) logDecision(r *http.Request, req *canonical.Request, d *decision.Decision, id string, tr *decision.Trace) {
+	if !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", id),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("action", d.Action.String()),
+	}
+	if req != nil {
+		attrs = append(attrs, slog.String("path", req.Path), slog.String("client_ip", req.ClientIP.String()))
+	} else {
+		attrs = append(attrs, slog.String("raw_uri", r.RequestURI), slog.String("peer", r.RemoteAddr))
+	}
+	if d.Code != "" {
+		status := d.Status
+		if status == 0 {
+			status = d.Code.Status()
+		}
+		attrs = append(attrs, slog.String("code", string(d.Code)), slog.Int("status", status), slog.String("reason", d.Reason))
+	}
+	if d.Rule != "" {
+		attrs = append(attrs, slog.String("rule", d.Rule))
+		if d.RuleLine > 0 {
+			attrs = append(attrs, slog.String("rule_at", rtSource(s)+":"+strconv.Itoa(d.RuleLine)))
+		}
+	}
+	if d.Detail != "" {
+		attrs = append(attrs, slog.String("detail", d.Detail))
+	}
+	if tr != nil {
+		attrs = append(attrs, slog.Any("trace", tr.Steps))
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "decision", attrs...)
+}
+
+func rtSource(s *Server) string {
+	if rt := s.rt.Load(); rt != nil {
+		return rt.Policy.Source
+	}
+	return ""
+}
+
+var errNoRuntime = errors.New("no runtime")
