@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every test of warden. Installs the real programs the tests drive
+# (from Debian's packages) when they are missing.
+#
+#   scripts/test.sh           the default run: vet + all tests (well under 20 minutes)
+#   scripts/test.sh --long    also the fuzzers (60 s each) and the load/fault test
+#
+# With CI=true a test whose program is still missing fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+long=0
+for a in "$@"; do
+  case "$a" in
+    --long) long=1 ;;
+    *) echo "usage: scripts/test.sh [--long]" >&2; exit 2 ;;
+  esac
+done
+
+# Programs the tests use, and the Debian package that brings each.
+need=()
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+command -v nginx    >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]   || need+=(nginx)
+command -v apache2  >/dev/null 2>&1 || [ -x /usr/sbin/apache2 ] || need+=(apache2)
+if [ "$long" = 1 ]; then
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "warning: missing ${need[*]} and cannot install (not root or no apt-get); their tests will skip (or fail with CI=true)" >&2
+  fi
+fi
+
+export PATH="$PATH:/usr/sbin:/sbin"
+go vet ./...
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+
+go test -count=1 -timeout 15m ./...
+
+if [ "$long" = 1 ]; then
+  # Each fuzz target runs for a bounded time; a crasher is saved under
+  # testdata/fuzz and becomes a regression seed of the default run.
+  for pkg_target in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs grep -ho '^func Fuzz[A-Za-z0-9_]*' -H | sed 's#^\./##; s#/[^/]*_test.go:func # #' | sort -u | tr ' ' '|'); do
+    pkg="./${pkg_target%%|*}"; target="${pkg_target##*|}"
+    echo "fuzz $pkg $target (60s)"
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime=60s "$pkg"
+  done
+  if [ -x scripts/load.sh ]; then
+    scripts/load.sh
+  fi
+fi
