@@ -55,6 +55,7 @@ func cmdServe(args []string) int {
 		return 1
 	}
 	srv.Swap(rt)
+	rt.Start(context.Background())
 
 	addr := rt.Config.Listen
 	if *listen != "" {
@@ -89,6 +90,7 @@ func cmdServe(args []string) int {
 				logger.Error("reload failed; the previous policy keeps serving", "error", err.Error())
 				continue
 			}
+			nrt.Start(context.Background())
 			if old := srv.Swap(nrt); old != nil {
 				old.Close()
 			}

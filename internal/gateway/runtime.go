@@ -6,6 +6,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -33,6 +34,15 @@ type Runtime struct {
 	// LogAll logs allowed requests too, not only refusals.
 	LogAll bool
 	LogOff bool
+	stop   context.CancelFunc
+}
+
+// Start runs the runtime's background work (database reloads, JWKS
+// refresh) until Close.
+func (rt *Runtime) Start(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	rt.stop = cancel
+	rt.Policy.Start(ctx)
 }
 
 type route struct {
@@ -185,8 +195,11 @@ func (rt *Runtime) routeFor(path string) *route {
 	return nil
 }
 
-// Close releases idle upstream connections.
+// Close stops background work and releases idle upstream connections.
 func (rt *Runtime) Close() {
+	if rt.stop != nil {
+		rt.stop()
+	}
 	for _, r := range rt.routes {
 		if r.proxy != nil {
 			r.proxy.Close()

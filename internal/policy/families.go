@@ -1,14 +1,142 @@
 package policy
 
 import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/match/geo"
 )
 
 // geoSources are the databases country and ASN rules read.
-type geoSources struct{}
+type geoSources struct {
+	country geo.Source
+	asn     geo.Source
+	// missing names a database that could not be opened under
+	// on_missing: open; its rules never match.
+	missing string
+}
 
-func (c *compiler) compileGeo() {}
+// compileGeo opens the databases named in the config. With no country_db,
+// the embedded table answers country rules. A database that cannot be read
+// is a compile error (the policy does not serve) unless on_missing is
+// "open", where rules that need it simply do not match.
+func (c *compiler) compileGeo() {
+	g := &c.cfg.Geo
+	open := false
+	switch g.OnMissing.Value {
+	case "", "closed":
+	case "open":
+		open = true
+	default:
+		c.errf(g.OnMissing.Pos, "", "geo.on_missing must be closed or open, not %q", g.OnMissing.Value)
+	}
+	load := func(s config.Scalar, what string) geo.Source {
+		if s.Value == "" {
+			return nil
+		}
+		db, err := geo.OpenReloading(c.path(s.Value), geo.ReloadOptions{})
+		if err != nil {
+			if open {
+				c.p.geo.missing = what + " (" + err.Error() + ")"
+				return nil
+			}
+			c.errf(s.Pos, "fix the path, or set geo.on_missing: open", "geo.%s: %v", what, err)
+			return nil
+		}
+		c.p.starters = append(c.p.starters, db.Start)
+		return db
+	}
+	c.p.geo.country = load(g.CountryDB, "country_db")
+	if g.CountryDB.Value == "" {
+		c.p.geo.country = geo.Default()
+	}
+	c.p.geo.asn = load(g.ASNDB, "asn_db")
+}
+
+// countryCond matches the client's country. For "not_country" (an allow
+// list) an unknown country matches too: when warden cannot tell, an allow
+// list refuses.
+type countryCond struct {
+	codes []string
+	not   bool
+}
+
+func (g countryCond) match(ctx *evalCtx) bool {
+	src := ctx.p.geo.country
+	if src == nil {
+		return false
+	}
+	code, ok := src.Country(ctx.req.ClientIP)
+	if !ok {
+		return g.not
+	}
+	return slices.Contains(g.codes, code) != g.not
+}
+
+func (g countryCond) describe() string {
+	if g.not {
+		return "not_country"
+	}
+	return "country"
+}
+
+type asnCond struct{ asns []uint32 }
+
+func (a asnCond) match(ctx *evalCtx) bool {
+	src := ctx.p.geo.asn
+	if src == nil {
+		return false
+	}
+	n, _, ok := src.ASN(ctx.req.ClientIP)
+	return ok && slices.Contains(a.asns, n)
+}
+
+func (a asnCond) describe() string { return "asn" }
+
+func (c *compiler) compileGeoConds(r *rule, w *config.When) {
+	codes := func(l []config.Scalar) []string {
+		var out []string
+		for _, s := range l {
+			v := strings.ToUpper(strings.TrimSpace(s.Value))
+			if len(v) != 2 || v[0] < 'A' || v[0] > 'Z' || v[1] < 'A' || v[1] > 'Z' {
+				c.errf(s.Pos, "use ISO 3166-1 alpha-2 codes such as DE or US", "rule %q: %q is not a country code", r.name, s.Value)
+				continue
+			}
+			if v == "ZZ" || v == "XX" {
+				c.errf(s.Pos, "", "rule %q: %q means unknown, not a country", r.name, s.Value)
+				continue
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	if len(w.Country) > 0 {
+		r.conds = append(r.conds, countryCond{codes: codes(w.Country)})
+	}
+	if len(w.NotCountry) > 0 {
+		r.conds = append(r.conds, countryCond{codes: codes(w.NotCountry), not: true})
+	}
+	if len(w.ASN) > 0 {
+		if c.cfg.Geo.ASNDB.Value == "" {
+			c.errf(w.ASN[0].Pos, "set geo.asn_db to a GeoLite2-ASN, DB-IP or IPinfo ASN database", "rule %q: asn rules need an ASN database", r.name)
+		}
+		var asns []uint32
+		for _, s := range w.ASN {
+			v := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s.Value)), "AS")
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n == 0 {
+				c.errf(s.Pos, "", "rule %q: %q is not an AS number", r.name, s.Value)
+				continue
+			}
+			asns = append(asns, uint32(n))
+		}
+		r.conds = append(r.conds, asnCond{asns: asns})
+	}
+}
 
 // compileConds adapts the matcher families that live in their own packages.
 func (c *compiler) compileConds(r *rule, rc *config.Rule) {
@@ -16,9 +144,7 @@ func (c *compiler) compileConds(r *rule, rc *config.Rule) {
 	notYet := func(pos config.Pos, what string) {
 		c.errf(pos, "", "rule %q: %s rules are not supported in this build", r.name, what)
 	}
-	if len(w.Country) > 0 || len(w.NotCountry) > 0 || len(w.ASN) > 0 {
-		notYet(w.Pos, "country/asn")
-	}
+	c.compileGeoConds(r, w)
 	if w.UserAgent != nil {
 		notYet(w.UserAgent.Pos, "user_agent")
 	}
@@ -74,5 +200,13 @@ func (c *compiler) compileIdentity() {
 	}
 	if id.Headers != nil {
 		c.errf(id.Headers.Pos, "", "identity.headers is not supported in this build")
+	}
+}
+
+// Start runs the policy's background work (database reloads, key refresh)
+// until ctx ends. Decide never waits for it.
+func (p *Policy) Start(ctx context.Context) {
+	for _, f := range p.starters {
+		f(ctx)
 	}
 }

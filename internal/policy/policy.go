@@ -5,6 +5,7 @@
 package policy
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ type Policy struct {
 	Source string
 	// Extras are the parts other stages compile from the same config
 	// (handlers, WAF, limits); the gateway reads them.
-	geo geoSources
+	geo      geoSources
+	starters []func(context.Context)
 }
 
 // Identity returns the authenticator chain, for the gateway's upstream
