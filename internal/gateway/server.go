@@ -122,6 +122,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if !req.PeerTrusted {
+		// Identity headers are believed only from trusted proxies; never
+		// pass a client's own copy on to the upstream either.
+		for _, h := range rt.Policy.IdentityHeaders() {
+			r.Header.Del(h)
+		}
+	}
 	if p := rt.Policy.Principal(&req, now); p != nil {
 		route.proxy.ServeAs(w, r, &req, p.ID, p.Roles)
 		return

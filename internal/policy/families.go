@@ -192,16 +192,57 @@ func (c *compiler) compileIdentity() {
 		}
 		c.p.identity = append(c.p.identity, a)
 	}
-	if id.JWT != nil {
-		c.errf(id.JWT.Pos, "", "identity.jwt is not supported in this build")
+	if j := id.JWT; j != nil {
+		jc := identity.JWTConfig{
+			JWKSFile:        c.path(j.JWKSFile.Value),
+			JWKSURL:         j.JWKSURL.Value,
+			Issuer:          j.Issuer.Value,
+			Audiences:       scalars(j.Audiences),
+			Algorithms:      scalars(j.Algorithms),
+			Leeway:          j.Leeway.Duration,
+			RolesClaim:      j.RolesClaim.Value,
+			ScopesClaim:     j.ScopesClaim.Value,
+			SubjectClaim:    j.Subject.Value,
+			RefreshInterval: j.Refresh.Duration,
+		}
+		a, err := identity.NewJWT(jc)
+		if err != nil {
+			c.errf(j.Pos, "", "identity.jwt: %v", err)
+		} else {
+			c.p.identity = append(c.p.identity, a)
+			c.p.starters = append(c.p.starters, a.Start)
+		}
 	}
-	if id.Htpasswd != nil {
-		c.errf(id.Htpasswd.Pos, "", "identity.htpasswd is not supported in this build")
+	if h := id.Htpasswd; h != nil {
+		roles := map[string][]string{}
+		for user, rs := range h.Roles {
+			roles[user] = scalars(rs)
+		}
+		if h.File.Value == "" {
+			c.errf(h.Pos, "", "identity.htpasswd: file is required")
+		} else {
+			a, err := identity.NewHtpasswd(c.path(h.File.Value), identity.HtpasswdOptions{AllowWeakHashes: h.AllowWeakHashes, Roles: roles, Realm: h.Realm})
+			if err != nil {
+				c.errf(h.File.Pos, "", "identity.htpasswd: %v", err)
+			} else {
+				c.p.identity = append(c.p.identity, a)
+				c.p.starters = append(c.p.starters, a.Start)
+			}
+		}
 	}
-	if id.Headers != nil {
-		c.errf(id.Headers.Pos, "", "identity.headers is not supported in this build")
+	if h := id.Headers; h != nil {
+		if len(c.cfg.TrustedProxies) == 0 {
+			c.errf(h.Pos, "list the authenticating proxy under trusted_proxies", "identity.headers: no trusted_proxies, so no identity header would ever be believed")
+		}
+		a := identity.NewHeaders(identity.HeaderConfig{UserHeader: h.UserHeader, GroupsHeader: h.GroupsHeader, EmailHeader: h.EmailHeader})
+		c.p.identity = append(c.p.identity, a)
+		c.p.identityHeaders = a.HeaderNames()
 	}
 }
+
+// IdentityHeaders are the headers an upstream authenticator sets; the
+// gateway strips them from requests of untrusted peers before forwarding.
+func (p *Policy) IdentityHeaders() []string { return p.identityHeaders }
 
 // Start runs the policy's background work (database reloads, key refresh)
 // until ctx ends. Decide never waits for it.

@@ -31,6 +31,8 @@ type Policy struct {
 	// (handlers, WAF, limits); the gateway reads them.
 	geo      geoSources
 	starters []func(context.Context)
+	// identityHeaders are set by a trusted upstream authenticator.
+	identityHeaders []string
 }
 
 // Identity returns the authenticator chain, for the gateway's upstream
