@@ -143,7 +143,7 @@ func (h *Htpasswd) reloadLocked() error {
 }
 
 // Start reloads the file in the background, when its modification time or
-// size changes, until ctx ends. A file that fails to load is logged and the
+// size changes and then stays put for one CheckInterval, until ctx ends. A file that fails to load is logged and the
 // previous users stay in force. Start returns immediately.
 func (h *Htpasswd) Start(ctx context.Context) {
 	h.startOnce.Do(func() { go h.watch(ctx) })
@@ -152,7 +152,7 @@ func (h *Htpasswd) Start(ctx context.Context) {
 func (h *Htpasswd) watch(ctx context.Context) {
 	ticker := time.NewTicker(h.opts.CheckInterval)
 	defer ticker.Stop()
-	var failedStamp fileStamp
+	var failedStamp, pending fileStamp
 	for {
 		select {
 		case <-ctx.Done():
@@ -161,6 +161,14 @@ func (h *Htpasswd) watch(ctx context.Context) {
 		}
 		st, err := statFile(h.path)
 		if err != nil || st == h.users.Load().stamp || st == failedStamp {
+			pending = fileStamp{}
+			continue
+		}
+		// htpasswd rewrites the file in place (truncate, then write): a
+		// read in between would load a valid but shorter user list. Load
+		// a version only once it has stayed the same for a whole interval.
+		if st != pending {
+			pending = st
 			continue
 		}
 		if err := h.Reload(); err != nil {

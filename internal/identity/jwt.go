@@ -396,6 +396,9 @@ func (j *JWT) Authenticate(r *canonical.Request, now time.Time) (*Principal, err
 	if !ok || !looksLikeJWT(raw) {
 		return nil, nil
 	}
+	if len(raw) > maxTokenBytes {
+		return nil, fmt.Errorf("%w: bearer token longer than %d bytes", ErrInvalid, maxTokenBytes)
+	}
 	keys := j.keys.Load()
 	if keys == nil {
 		j.signalRefetch()
@@ -403,9 +406,6 @@ func (j *JWT) Authenticate(r *canonical.Request, now time.Time) (*Principal, err
 	}
 	if e, ok := j.cache.get(raw); ok && e.keys == keys && !now.Before(e.notBefore) && !now.After(e.notAfter) {
 		return e.principal, nil
-	}
-	if len(raw) > maxTokenBytes {
-		return nil, fmt.Errorf("%w: bearer token longer than %d bytes", ErrInvalid, maxTokenBytes)
 	}
 	e, err := j.verify(raw, keys, now)
 	if err != nil {

@@ -215,6 +215,7 @@ func TestJWTRejects(t *testing.T) {
 		{"ES256 token naming the RSA kid", sign(t, ek.signer, rk.kid, "ES256", claimsAt(t0, nil)), t0, "no key for algorithm"},
 		{"no expiry", sign(t, rk.signer, rk.kid, "RS256", claimsAt(t0, map[string]any{"exp": nil})), t0, "no expiry"},
 		{"no subject", sign(t, rk.signer, rk.kid, "RS256", claimsAt(t0, map[string]any{"sub": nil})), t0, "no subject"},
+		{"oversized", "eyJ" + strings.Repeat("A", maxTokenBytes) + ".e30.c2ln", t0, "longer than"},
 		{"garbage header", b64(`{"alg":"RS256"`) + ".e30.c2ln", t0, "malformed"},
 		{"garbage payload", "eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln", t0, "signature"},
 	}
