@@ -92,7 +92,9 @@ func (c Chain) Authenticate(r *canonical.Request, now time.Time) Result {
 func (c Chain) Challenges(failed Authenticator) []string {
 	out := make([]string, 0, len(c))
 	for _, a := range c {
-		out = append(out, a.Challenge(a == failed))
+		if ch := a.Challenge(a == failed); ch != "" {
+			out = append(out, ch)
+		}
 	}
 	return out
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/decision"
+	"github.com/warden-gateway/warden/internal/expr"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/match/geo"
 )
@@ -152,13 +154,54 @@ func (c *compiler) compileConds(r *rule, rc *config.Rule) {
 		notYet(w.Pos, "referer")
 	}
 	if rc.Expr.Value != "" {
-		notYet(rc.Expr.Pos, "expr")
+		prog, err := expr.Compile(rc.Expr.Value)
+		if err != nil {
+			c.errf(rc.Expr.Pos, "", "rule %q: expr: %v", r.name, err)
+		} else {
+			refuses := r.action != decision.Allow || rc.Require != nil
+			r.conds = append(r.conds, exprCond{prog: prog, onFailure: refuses})
+			if prog.UsesPrincipal() {
+				r.needsIdentity = true
+			}
+		}
 	}
 	if w.Authenticated != nil {
 		r.conds = append(r.conds, authCond{want: *w.Authenticated})
 		r.needsIdentity = true
 	}
 }
+
+// exprCond is a CEL expression rule. Expressions are type-checked when the
+// policy compiles; one that still fails at run time (a missing claim) takes
+// the safe side: it matches in a rule that refuses and does not match in a
+// rule that allows.
+type exprCond struct {
+	prog      *expr.Program
+	onFailure bool
+}
+
+func (e exprCond) match(ctx *evalCtx) bool {
+	act := expr.Activation{Request: ctx.req}
+	if e.prog.UsesClient() {
+		act.Client.IP = ctx.req.ClientIP
+		if src := ctx.p.geo.country; src != nil {
+			act.Client.Country, _ = src.Country(ctx.req.ClientIP)
+		}
+		if src := ctx.p.geo.asn; src != nil {
+			act.Client.ASN, _, _ = src.ASN(ctx.req.ClientIP)
+		}
+	}
+	if e.prog.UsesPrincipal() {
+		act.Principal = ctx.identity().Principal
+	}
+	ok, err := e.prog.Eval(&act)
+	if err != nil {
+		return e.onFailure
+	}
+	return ok
+}
+
+func (e exprCond) describe() string { return "expr " + e.prog.Source() }
 
 type authCond struct{ want bool }
 
