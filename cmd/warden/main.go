@@ -17,6 +17,7 @@ usage:
   warden explain --config FILE [--json] METHOD URL [--ip IP] [--header 'K: V']...
                                                    show the decision for one request and its trace
   warden hash-key KEY                              print the sha256: form of an API key for the policy
+  warden token   --key FILE [--sub S] [--role R]... mint a JWT with a local key (for trying policies)
   warden version
 `
 
@@ -39,6 +40,8 @@ func run(args []string) int {
 		return cmdExplain(rest)
 	case "hash-key":
 		return cmdHashKey(rest)
+	case "token":
+		return cmdToken(rest)
 	case "version", "--version", "-v":
 		fmt.Println("warden", version)
 		return 0

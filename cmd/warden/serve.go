@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,6 +51,11 @@ func cmdServe(args []string) int {
 		return gateway.Build(cfg, gateway.Options{SiteFS: site, Logger: logger}, srv.UpstreamError)
 	}
 	rt, err := load()
+	defer func() {
+		if d != nil {
+			d.Close()
+		}
+	}()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "warden: the policy does not compile; not serving:\n%v\n", err)
 		return 1
@@ -114,24 +120,36 @@ func cmdServe(args []string) int {
 }
 
 func printDemo(base string, d *demo.Demo) {
-	fmt.Fprintf(os.Stderr, `warden %s — built-in demo on %s
-
-  admin API key: %s
-  user API key:  %s
-
-Try:
-  curl %s/                                   public page
-  curl %s/admin/                             401 unauthenticated (no key)
-  curl -H 'X-API-Key: %s' %s/admin/   403 role_required
-  curl -H 'X-API-Key: %s' %s/admin/  200, admin area
-  curl -H 'Referer: https://elsewhere.example/' %s/images/logo.svg   403 hotlink_blocked
-  curl %s/private/                           403 directory_listing_disabled
-  curl %s/pub/                               a listing
-  curl %s/internal/                          404, concealed
-  curl %s/.env                               403 path_forbidden (dotfile)
-  curl -H 'X-Forwarded-For: 203.0.113.7' %s/  403 ip_blocked
-  curl '%s/%%2e%%2e/etc/passwd'                400 bad_request
-  curl -H 'Accept: application/json' %s/admin/   the same refusal as problem+json
-Open %s/ in a browser for the HTML refusal pages.
-`, version, base, d.AdminKey, d.UserKey, base, base, d.UserKey, base, d.AdminKey, base, base, base, base, base, base, base, base, base, base)
+	userTok, _ := d.Token("alice", []string{"user"}, 12*time.Hour)
+	adminTok, _ := d.Token("root", []string{"admin"}, 12*time.Hour)
+	b := base
+	lines := []string{
+		fmt.Sprintf("warden %s — built-in demo on %s", version, b),
+		"",
+		"  admin API key: " + d.AdminKey,
+		"  user API key:  " + d.UserKey,
+		"  JWT (user):    " + userTok,
+		"  JWT (admin):   " + adminTok,
+		"  more tokens:   warden token --key " + d.SigningKeyFile + " --sub bob --role admin",
+		"",
+		"Try:",
+		"  curl " + b + "/                                 public page",
+		"  curl " + b + "/admin/                           401 unauthenticated (no key)",
+		"  curl -H 'X-API-Key: " + d.UserKey + "' " + b + "/admin/    403 role_required",
+		"  curl -H 'X-API-Key: " + d.AdminKey + "' " + b + "/admin/   200, the admin area",
+		"  curl " + b + "/api/hello.json                   401 unauthenticated",
+		"  curl -H 'Authorization: Bearer <JWT (user)>' " + b + "/api/hello.json         200",
+		"  curl -H 'Authorization: Bearer <JWT (user)>' " + b + "/api/admin/stats.json   403 role_required",
+		"  curl -H 'Authorization: Bearer a.b.c' " + b + "/api/hello.json                401 invalid_credentials",
+		"  curl -H 'Referer: https://elsewhere.example/' " + b + "/images/logo.svg   403 hotlink_blocked",
+		"  curl " + b + "/private/                         403 directory_listing_disabled",
+		"  curl " + b + "/pub/                             a directory listing",
+		"  curl " + b + "/internal/                        404, concealed",
+		"  curl " + b + "/.env                             403 path_forbidden (dotfile)",
+		"  curl -H 'X-Forwarded-For: 203.0.113.7' " + b + "/   403 ip_blocked",
+		"  curl '" + b + "/%2e%2e/etc/passwd'              400 bad_request",
+		"  curl -H 'Accept: application/json' " + b + "/admin/   the same refusal as problem+json",
+		"Open " + b + "/ in a browser for the HTML refusal pages.",
+	}
+	fmt.Fprintln(os.Stderr, strings.Join(lines, "\n"))
 }

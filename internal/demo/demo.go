@@ -3,11 +3,15 @@
 package demo
 
 import (
+	"crypto"
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/identity"
@@ -28,31 +32,79 @@ func Site() fs.FS {
 	return sub
 }
 
-// Demo is a demo policy with fresh API keys.
+// Demo is a demo policy with fresh API keys and a fresh token-signing key.
 type Demo struct {
 	Config   *config.Config
 	AdminKey string
 	UserKey  string
 	YAML     string
+	// Dir holds the demo's JWKS and signing key; Close removes it.
+	Dir string
+	// SigningKeyFile is the private JWK `warden token --key` mints with.
+	SigningKeyFile string
+	signer         crypto.Signer
+	kid            string
 }
+
+// Issuer and Audience of demo tokens.
+const (
+	Issuer   = "warden-demo"
+	Audience = "warden-demo-api"
+)
 
 // New makes the demo config with two new random API keys; only their
 // hashes go into the policy, as in a real one.
 func New() (*Demo, error) {
-	d := &Demo{AdminKey: "wk_admin_" + randomHex(12), UserKey: "wk_user_" + randomHex(12)}
-	return d, d.build()
+	return NewWithKeys("wk_admin_"+randomHex(12), "wk_user_"+randomHex(12))
 }
 
-// NewWithKeys makes the demo with given keys, for tests.
+// NewWithKeys makes the demo with given API keys, for tests.
 func NewWithKeys(admin, user string) (*Demo, error) {
 	d := &Demo{AdminKey: admin, UserKey: user}
-	return d, d.build()
+	if err := d.build(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Token mints a demo JWT for subject with roles, valid for ttl.
+func (d *Demo) Token(subject string, roles []string, ttl time.Duration) (string, error) {
+	return identity.MintToken(d.signer, d.kid, "EdDSA", Issuer, Audience, subject, roles, ttl, time.Now())
+}
+
+// Close removes the demo's key folder.
+func (d *Demo) Close() {
+	if d.Dir != "" {
+		os.RemoveAll(d.Dir)
+	}
 }
 
 func (d *Demo) build() error {
+	jwks, signer, kid, err := identity.GenerateDemoKey()
+	if err != nil {
+		return err
+	}
+	d.signer, d.kid = signer, kid
+	if d.Dir, err = os.MkdirTemp("", "warden-demo-"); err != nil {
+		return err
+	}
+	jwksFile := filepath.Join(d.Dir, "jwks.json")
+	if err := os.WriteFile(jwksFile, jwks, 0o644); err != nil {
+		return err
+	}
+	priv, err := identity.MarshalSigningKey(signer, kid)
+	if err != nil {
+		return err
+	}
+	d.SigningKeyFile = filepath.Join(d.Dir, "signing-key.jwk")
+	if err := os.WriteFile(d.SigningKeyFile, priv, 0o600); err != nil {
+		return err
+	}
 	d.YAML = strings.NewReplacer(
 		"{{ADMIN_KEY_HASH}}", identity.HashKey(d.AdminKey),
 		"{{USER_KEY_HASH}}", identity.HashKey(d.UserKey),
+		"{{JWKS_FILE}}", jwksFile,
 	).Replace(policyYAML)
 	cfg, err := config.Parse("demo/policy.yaml", []byte(d.YAML))
 	if err != nil {
