@@ -11,6 +11,7 @@ import (
 	"github.com/warden-gateway/warden/internal/expr"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/match/geo"
+	"github.com/warden-gateway/warden/internal/match/useragent"
 )
 
 // geoSources are the databases country and ASN rules read.
@@ -147,8 +148,8 @@ func (c *compiler) compileConds(r *rule, rc *config.Rule) {
 		c.errf(pos, "", "rule %q: %s rules are not supported in this build", r.name, what)
 	}
 	c.compileGeoConds(r, w)
-	if w.UserAgent != nil {
-		notYet(w.UserAgent.Pos, "user_agent")
+	if ua := w.UserAgent; ua != nil {
+		c.compileUA(r, ua)
 	}
 	if len(w.RefererNotIn) > 0 || len(w.OriginNotIn) > 0 {
 		notYet(w.Pos, "referer")
@@ -293,4 +294,45 @@ func (p *Policy) Start(ctx context.Context) {
 	for _, f := range p.starters {
 		f(ctx)
 	}
+}
+
+// uaCond matches the User-Agent header against a compiled pattern set.
+type uaCond struct{ set *useragent.Set }
+
+func (u uaCond) match(ctx *evalCtx) bool {
+	_, ok := u.set.Match(ctx.req.Header.Get("User-Agent"))
+	return ok
+}
+
+func (u uaCond) describe() string { return "user_agent" }
+
+func (c *compiler) compileUA(r *rule, ua *config.UAMatch) {
+	var pats []useragent.Pattern
+	var pos []config.Pos
+	add := func(kind string, l []config.Scalar) {
+		for _, s := range l {
+			pats = append(pats, useragent.Pattern{Kind: kind, Value: s.Value, CaseSensitive: ua.CaseSensitive})
+			pos = append(pos, s.Pos)
+		}
+	}
+	add(useragent.KindSubstring, ua.Substring)
+	add(useragent.KindGlob, ua.Glob)
+	add(useragent.KindRegex, ua.Regex)
+	set, err := useragent.Compile(pats)
+	if err != nil {
+		// Find the pattern at fault, to report its own line.
+		for i := range pats {
+			if _, e := useragent.Compile(pats[i : i+1]); e != nil {
+				c.errf(pos[i], "", "rule %q: user_agent: %v", r.name, e)
+				return
+			}
+		}
+		c.errf(ua.Pos, "", "rule %q: user_agent: %v", r.name, err)
+		return
+	}
+	set.MatchEmpty = ua.Empty
+	if len(pats) == 0 && !ua.Empty {
+		c.errf(ua.Pos, "give substring, glob, regex or empty: true", "rule %q: empty user_agent matcher", r.name)
+	}
+	r.conds = append(r.conds, uaCond{set: set})
 }
