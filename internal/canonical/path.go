@@ -42,7 +42,7 @@ var ErrNotOriginForm = errors.New("request target is not a path")
 // Steps, in order: percent-decode exactly once (invalid escapes, NUL and
 // control characters, double encoding such as %252e are refused); check
 // UTF-8 validity; merge repeated slashes; resolve "." and ".." (above the
-// root is refused). A path that is already canonical is returned as is,
+// root is refused); refuse names ending in a dot or space. A path that is already canonical is returned as is,
 // without allocating.
 func Path(raw string, opt PathOptions) (path, escaped string, err error) {
 	if raw == "" {
@@ -77,7 +77,7 @@ func isCanonicalFast(p string) bool {
 			if prevSlash {
 				return false
 			}
-			if isDotSeg(p[segStart:i]) {
+			if isDotSeg(p[segStart:i]) || endsInDot(p[segStart:i]) {
 				return false
 			}
 			prevSlash = true
@@ -90,10 +90,12 @@ func isCanonicalFast(p string) bool {
 		}
 		prevSlash = false
 	}
-	return !isDotSeg(p[segStart:])
+	return !isDotSeg(p[segStart:]) && !endsInDot(p[segStart:])
 }
 
 func isDotSeg(s string) bool { return s == "." || s == ".." }
+
+func endsInDot(s string) bool { return s != "" && s[len(s)-1] == '.' }
 
 func unhex(c byte) (byte, bool) {
 	switch {
@@ -204,6 +206,12 @@ func removeDotSegments(raw, p string) (string, error) {
 			segs = segs[:len(segs)-1]
 			trailing = true
 		default:
+			if last := s[len(s)-1]; last == '.' || last == ' ' {
+				// Windows file systems (IIS, and any upstream on NTFS)
+				// drop trailing dots and spaces from names, so to them
+				// "/admin./" and "/admin%20/" are "/admin/".
+				return "", &PathError{raw, "has a segment that ends in a dot or space, which Windows servers strip"}
+			}
 			segs = append(segs, s)
 		}
 	}
