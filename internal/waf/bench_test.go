@@ -1,0 +1,142 @@
+package waf
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+
+	txhttp "github.com/corazawaf/coraza/v3/http"
+)
+
+// The benchmarks put each front (warden's Inspect-based handler, Coraza's
+// own net/http middleware) in front of the same loopback upstream, through
+// the same reverse proxy, and drive it with a real client over loopback.
+// Both fronts run one WAF built from the same SecLang: warden's default
+// configuration (block mode, paranoia 1, response inspection off).
+
+const (
+	benchGETTarget = "/articles/2024/hello-world?page=2&sort=date"
+	benchFormBody  = "name=Ada+Lovelace&email=ada%40example.org&bio=Mathematician+and+writer.&newsletter=on"
+)
+
+func BenchmarkWardenGET(b *testing.B)      { benchFront(b, wardenFront, "GET") }
+func BenchmarkWardenFormPOST(b *testing.B) { benchFront(b, wardenFront, "POST") }
+
+func BenchmarkCorazaMiddlewareGET(b *testing.B)      { benchFront(b, corazaFront, "GET") }
+func BenchmarkCorazaMiddlewareFormPOST(b *testing.B) { benchFront(b, corazaFront, "POST") }
+
+// wardenFront is the gateway's WAF step as the lead wires it: Inspect with
+// the canonical path, refuse or forward the returned body.
+func wardenFront(b *testing.B, proxy http.Handler) http.Handler {
+	e, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+		v, body, err := e.Inspect(r, r.URL.EscapedPath(), r.URL.RawQuery, peer.Addr())
+		if err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if d, refused := v.Refusal(); refused {
+			http.Error(w, d.Reason, d.Status)
+			return
+		}
+		r.Body = body
+		proxy.ServeHTTP(v.WrapResponse(w), r)
+		if rv, _ := v.Finish(); rv.Blocked {
+			http.Error(w, "response judged unsafe", http.StatusForbidden)
+		}
+	})
+}
+
+// corazaFront is Coraza's middleware over a WAF built from the very
+// directives warden's default engine loads.
+func corazaFront(b *testing.B, proxy http.Handler) http.Handler {
+	cfg, err := withDefaults(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	routeRules, err := compileRoutes(cfg.Routes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	waf, err := buildWAF(directiveSections(cfg, routeRules), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return txhttp.WrapHandler(waf, proxy)
+}
+
+func benchFront(b *testing.B, front func(*testing.B, http.Handler) http.Handler, method string) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<!doctype html><title>ok</title><p>hello</p>")
+	}))
+	defer upstream.Close()
+	upstreamURL, _ := url.Parse(upstream.URL)
+	proxy := httputil.NewSingleHostReverseProxy(upstreamURL)
+	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
+
+	srv := httptest.NewServer(front(b, proxy))
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+	newRequest := func() *http.Request {
+		var r *http.Request
+		if method == "POST" {
+			r, _ = http.NewRequest("POST", srv.URL+"/account/profile", strings.NewReader(benchFormBody))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			r, _ = http.NewRequest("GET", srv.URL+benchGETTarget, nil)
+		}
+		r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+		r.Header.Set("Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
+		r.Header.Set("Accept-Language", "en-GB,en;q=0.5")
+		return r
+	}
+	do := func() error {
+		resp, err := client.Do(newRequest())
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return &statusError{resp.StatusCode}
+		}
+		return nil
+	}
+	if err := do(); err != nil { // warm up, and make sure the request is benign
+		b.Fatal(err)
+	}
+
+	b.ReportAllocs()
+	// Enough clients in flight to keep every core of the front busy, so
+	// req/s is the front's throughput rather than a round-trip latency.
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := do(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(b.N)/s, "req/s")
+	}
+}
+
+type statusError struct{ status int }
+
+func (e *statusError) Error() string { return "status " + http.StatusText(e.status) }

@@ -1,0 +1,378 @@
+package waf
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+
+	"github.com/warden-gateway/warden/internal/decision"
+)
+
+// Match is one rule that matched and logs (CRS bookkeeping rules marked
+// nolog are left out, as they are from Coraza's error log).
+type Match struct {
+	RuleID   int
+	Message  string
+	Data     string // the rule's expanded logdata
+	Variable string // the first matched variable, such as "ARGS:id"
+	Severity string // "critical", "warning", ...; empty when the rule sets none
+	// ErrorLog is Coraza's ModSecurity-style error-log line for the match,
+	// verbatim ([id "942100"] [msg "..."] [unique_id "<transaction id>"] ...).
+	ErrorLog string
+}
+
+// Verdict is the WAF's judgement of a request (phases 1 and 2).
+type Verdict struct {
+	// Inspected is false when the route has the WAF off.
+	Inspected bool
+	// TransactionID is Coraza's unique_id for the request, the one in every
+	// ErrorLog line: the id set with WithRequestID, or a random one.
+	TransactionID string
+	// Blocked: in block mode the request must be refused (403 waf_blocked).
+	// Always false in detect mode.
+	Blocked bool
+	// WouldBlock: the request would be (or was) refused in block mode, in
+	// practice because the inbound anomaly score reached the threshold.
+	WouldBlock bool
+	// Status is the status the interrupting rule asked for (0 when none).
+	Status int
+	// Score is the inbound (blocking) anomaly score.
+	Score int
+	// Matches are the matched rules, in the order they matched. When
+	// response inspection is off they include the logging phase.
+	Matches []Match
+	// TooLarge: the body is over the limit and BodyOverLimit is "reject".
+	// This holds in detect mode too: the limit is the operator's setting,
+	// not a rule's judgement (Coraza's own Reject behaves the same).
+	TooLarge bool
+	// BodyUninspected: the body is over the limit and was passed on unread
+	// by the WAF (BodyOverLimit "pass").
+	BodyUninspected bool
+
+	// open holds the transaction while response inspection is pending.
+	open *openTransaction
+}
+
+// Refusal turns the verdict into warden's decision when the request must be
+// refused: 403 waf_blocked, or 400 bad_request for a body too large to
+// inspect. The public reason stays generic; Detail (decision log only) holds
+// the rule ids, messages, score and variables.
+func (v *Verdict) Refusal() (decision.Decision, bool) {
+	switch {
+	case v.TooLarge:
+		d := decision.Refuse(decision.BadRequest, "request body too large to inspect")
+		d.Rule = "waf"
+		return d, true
+	case v.Blocked:
+		d := decision.Refuse(decision.WAFBlocked, "the request was judged unsafe")
+		d.Rule = "waf"
+		d.Detail = v.Detail()
+		return d, true
+	}
+	return decision.Decision{}, false
+}
+
+// Detail is the operator-facing summary of the verdict, for the decision
+// log: score, then one entry per matched rule.
+func (v *Verdict) Detail() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "waf score=%d", v.Score)
+	if v.WouldBlock && !v.Blocked {
+		b.WriteString(" would block")
+	}
+	writeMatches(&b, v.Matches)
+	return b.String()
+}
+
+func writeMatches(b *strings.Builder, ms []Match) {
+	for _, m := range ms {
+		fmt.Fprintf(b, "; %d %q", m.RuleID, m.Message)
+		if m.Variable != "" {
+			fmt.Fprintf(b, " in %s", m.Variable)
+		}
+	}
+}
+
+// RuleIDs lists the ids of the matched rules.
+func (v *Verdict) RuleIDs() []int {
+	ids := make([]int, len(v.Matches))
+	for i, m := range v.Matches {
+		ids[i] = m.RuleID
+	}
+	return ids
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns a context that makes Inspect use id as the Coraza
+// transaction id, so warden's request id appears as unique_id in every
+// matched rule's log line.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// Inspect runs phases 1 and 2 on r. path is the canonical path in its wire
+// form (canonical.Request.EscapedPath: what the upstream receives) and
+// rawQuery the query forwarded with it; the WAF takes the path from there,
+// never from r.URL. clientIP is the client rules judge.
+//
+// The body is read once, up to the limit, and the returned ReadCloser yields
+// exactly the bytes inspected (followed by the unread rest when an over-limit
+// body is passed uninspected). For a route with the WAF off nothing is
+// inspected and r.Body itself is returned, to be streamed. The caller
+// forwards the returned body in place of r.Body and closes it.
+//
+// When response inspection is on and the request is not refused, the
+// transaction stays open: the caller must call Verdict.Finish (after serving
+// through Verdict.WrapResponse, or without serving).
+//
+// An error means the request body could not be read; nothing was judged.
+func (e *Engine) Inspect(r *http.Request, path, rawQuery string, clientIP netip.Addr) (Verdict, io.ReadCloser, error) {
+	decodedPath, err := url.PathUnescape(path)
+	if err != nil {
+		decodedPath = path
+	}
+	if e.routeOff(decodedPath) {
+		return Verdict{}, r.Body, nil
+	}
+
+	tx := e.newTransaction(r.Context())
+	ot := &openTransaction{engine: e, tx: tx, proto: r.Proto}
+	v := Verdict{Inspected: true, TransactionID: tx.ID()}
+
+	client := ""
+	if clientIP.IsValid() {
+		client = clientIP.Unmap().String()
+	}
+	tx.ProcessConnection(client, clientPort(r.RemoteAddr, clientIP), "", 0)
+	uri := path
+	if rawQuery != "" {
+		uri += "?" + rawQuery
+	}
+	tx.ProcessURI(uri, r.Method, r.Proto)
+	for name, values := range r.Header {
+		for _, value := range values {
+			tx.AddRequestHeader(name, value)
+		}
+	}
+	// net/http moves Host and Transfer-Encoding out of the header map; CRS
+	// rules such as 920280 (missing Host) and 920171 (GET with
+	// Transfer-Encoding) need them back, as Coraza's own adapter does.
+	if r.Host != "" {
+		tx.AddRequestHeader("Host", r.Host)
+		tx.SetServerName(r.Host)
+	}
+	for _, te := range r.TransferEncoding {
+		tx.AddRequestHeader("Transfer-Encoding", te)
+	}
+
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		return e.endRequest(ot, v), r.Body, nil
+	}
+
+	body, forward, overLimit, err := e.readBody(r, tx)
+	if err != nil {
+		ot.close()
+		return Verdict{}, nil, fmt.Errorf("waf: reading request body: %w", err)
+	}
+	switch {
+	case overLimit && e.cfg.BodyOverLimit == BodyOverLimitReject:
+		v.TooLarge = true
+		return e.endRequest(ot, v), forward, nil
+	case overLimit:
+		v.BodyUninspected = true // phase 2 still runs on everything else
+	case len(body) > 0:
+		if _, _, err := tx.WriteRequestBody(body); err != nil {
+			ot.close()
+			return Verdict{}, nil, fmt.Errorf("waf: buffering request body: %w", err)
+		}
+	}
+	if _, err := tx.ProcessRequestBody(); err != nil {
+		ot.close()
+		return Verdict{}, nil, fmt.Errorf("waf: processing request body: %w", err)
+	}
+	return e.endRequest(ot, v), forward, nil
+}
+
+// readBody reads up to BodyLimit bytes. It returns the bytes to inspect, the
+// body to forward, and whether the body is over the limit (then nothing is
+// to be inspected and forward replays what was read before the rest).
+func (e *Engine) readBody(r *http.Request, tx types.Transaction) (inspect []byte, forward io.ReadCloser, overLimit bool, err error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, http.NoBody, false, nil
+	}
+	if !tx.IsRequestBodyAccessible() {
+		// A rule (ctl:requestBodyAccess=Off) asked not to look: stream it.
+		return nil, r.Body, false, nil
+	}
+	limit := e.cfg.BodyLimit
+	if r.ContentLength > limit {
+		return nil, r.Body, true, nil
+	}
+	size := int64(512)
+	if r.ContentLength > 0 {
+		size = r.ContentLength + 1 // +1 so a correct length needs no regrowth to see EOF
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
+		return nil, nil, false, err
+	}
+	if int64(buf.Len()) > limit {
+		return nil, replayBody{Reader: io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), Closer: r.Body}, true, nil
+	}
+	b := buf.Bytes()
+	return b, replayBody{Reader: bytes.NewReader(b), Closer: r.Body}, false, nil
+}
+
+// replayBody forwards bytes already read and closes the original body.
+type replayBody struct {
+	io.Reader
+	io.Closer
+}
+
+// endRequest fills the verdict after phase 2 (or an earlier interruption)
+// and either keeps the transaction open for the response or ends it.
+func (e *Engine) endRequest(ot *openTransaction, v Verdict) Verdict {
+	tx := ot.tx
+	v.Score = txInt(tx, "blocking_inbound_anomaly_score")
+	if it := tx.Interruption(); it != nil {
+		v.Blocked = !e.detect
+		v.WouldBlock = true
+		v.Status = interruptionStatus(it)
+	} else if it := detectionOnlyInterruption(tx); it != nil {
+		v.WouldBlock = true
+		v.Status = interruptionStatus(it)
+	}
+	v.Matches = ot.newMatches()
+	if e.cfg.ResponseInspection && !v.Blocked && !v.TooLarge {
+		v.open = ot
+		return v
+	}
+	v.Matches = append(v.Matches, ot.close()...)
+	return v
+}
+
+func (e *Engine) newTransaction(ctx context.Context) types.Transaction {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	if id == "" {
+		return e.waf.NewTransaction()
+	}
+	return e.waf.NewTransactionWithID(id)
+}
+
+// openTransaction is a Coraza transaction between Inspect and Finish.
+type openTransaction struct {
+	engine   *Engine
+	tx       types.Transaction
+	proto    string
+	reported int           // matched rules already turned into Matches
+	rw       *heldResponse // set by WrapResponse
+	closed   bool
+}
+
+// newMatches converts the rules matched since the last call.
+func (ot *openTransaction) newMatches() []Match {
+	all := ot.tx.MatchedRules()
+	var out []Match
+	for _, mr := range all[ot.reported:] {
+		if m, ok := toMatch(mr); ok {
+			out = append(out, m)
+		}
+	}
+	ot.reported = len(all)
+	return out
+}
+
+// close runs the logging phase, returns its matches and releases the
+// transaction (Coraza pools it, so it must not be touched afterwards).
+func (ot *openTransaction) close() []Match {
+	if ot.closed {
+		return nil
+	}
+	ot.closed = true
+	ot.tx.ProcessLogging()
+	ms := ot.newMatches()
+	_ = ot.tx.Close() // only fails removing multipart temp files Coraza made
+	return ms
+}
+
+func toMatch(mr types.MatchedRule) (Match, bool) {
+	if l, ok := mr.(interface{ Log() bool }); ok && !l.Log() {
+		return Match{}, false
+	}
+	rule := mr.Rule()
+	m := Match{RuleID: rule.ID(), Message: mr.Message(), Data: mr.Data()}
+	if s := rule.Severity(); s >= 0 {
+		m.Severity = s.String()
+	}
+	if mds := mr.MatchedDatas(); len(mds) > 0 {
+		// ErrorLog indexes the first match data, so only call it when there is one.
+		m.ErrorLog = mr.ErrorLog()
+		m.Variable = mds[0].Variable().Name()
+		if k := mds[0].Key(); k != "" {
+			m.Variable += ":" + k
+		}
+	}
+	return m, true
+}
+
+// txInt reads a numeric TX variable (an anomaly score or threshold).
+func txInt(tx types.Transaction, name string) int {
+	vt, ok := tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	})
+	if !ok {
+		return 0
+	}
+	vals := vt.Variables().TX().Get(name)
+	if len(vals) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(vals[0])
+	return n
+}
+
+// detectionOnlyInterruption is what would have interrupted the transaction
+// had the engine been on (Coraza exposes it on its transaction type only).
+func detectionOnlyInterruption(tx types.Transaction) *types.Interruption {
+	if d, ok := tx.(interface {
+		DetectionOnlyInterruption() *types.Interruption
+	}); ok {
+		return d.DetectionOnlyInterruption()
+	}
+	return nil
+}
+
+func interruptionStatus(it *types.Interruption) int {
+	if it.Status != 0 {
+		return it.Status
+	}
+	if it.Action == "deny" || it.Action == "drop" {
+		return http.StatusForbidden
+	}
+	return 0
+}
+
+// clientPort is the TCP port of the client when the client is the peer
+// itself (not an address reported by a trusted proxy).
+func clientPort(remoteAddr string, client netip.Addr) int {
+	host, port, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return 0
+	}
+	if peer, err := netip.ParseAddr(host); err != nil || peer.Unmap() != client.Unmap() {
+		return 0
+	}
+	p, _ := strconv.Atoi(port)
+	return p
+}
