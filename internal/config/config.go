@@ -233,7 +233,9 @@ type WAF struct {
 	BodyOverLimit      Scalar     `yaml:"body_over_limit"`
 	ResponseInspection bool       `yaml:"response_inspection"`
 	Routes             []WAFRoute `yaml:"routes"`
-	Directives         Scalar     `yaml:"directives"`
+	// SetupDirectives is raw SecLang loaded before the CRS (tx.* settings).
+	SetupDirectives Scalar `yaml:"setup_directives"`
+	Directives      Scalar `yaml:"directives"`
 }
 
 // WAFRoute tunes the WAF under a path prefix.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/proxy"
 	"github.com/warden-gateway/warden/internal/refusal"
+	"github.com/warden-gateway/warden/internal/waf"
 )
 
 // Runtime is everything one config compiles into.
@@ -31,6 +33,7 @@ type Runtime struct {
 	Policy   *policy.Policy
 	Refusals refusal.Options
 	routes   []route
+	waf      *waf.Engine
 	// LogAll logs allowed requests too, not only refusals.
 	LogAll bool
 	LogOff bool
@@ -149,6 +152,11 @@ func Build(cfg *config.Config, opt Options, onUpstreamError proxy.ErrorFunc) (*R
 		}
 		rt.routes = append(rt.routes, rte)
 	}
+	if cfg.WAF != nil {
+		e, werrs := buildWAF(cfg.WAF)
+		errs = append(errs, werrs...)
+		rt.waf = e
+	}
 	// Longest prefix first.
 	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
 	if len(errs) > 0 {
@@ -229,3 +237,41 @@ func (rt *Runtime) HandlerFor(path string) string {
 }
 
 var _ = http.StatusOK
+
+// buildWAF turns the waf section into an engine. Coraza's own errors name
+// the directive; the position given is the waf section's.
+func buildWAF(c *config.WAF) (*waf.Engine, config.Errors) {
+	var errs config.Errors
+	wc := waf.Config{
+		Mode:               c.Mode.Value,
+		ParanoiaLevel:      c.ParanoiaLevel,
+		InboundThreshold:   c.InboundThreshold,
+		OutboundThreshold:  c.OutboundThreshold,
+		BodyLimit:          c.BodyLimit,
+		BodyOverLimit:      c.BodyOverLimit.Value,
+		ResponseInspection: c.ResponseInspection,
+		SetupDirectives:    c.SetupDirectives.Value,
+		Directives:         c.Directives.Value,
+	}
+	for _, r := range c.Routes {
+		rt := waf.RouteTuning{PathPrefix: r.Path.Value, Off: r.Off, RemoveRuleIDs: r.RemoveRuleIDs, RemoveTags: scalars(r.RemoveTags)}
+		for _, t := range r.RemoveTargets {
+			id, target, ok := strings.Cut(t.Value, ";")
+			n, err := strconv.Atoi(strings.TrimSpace(id))
+			if !ok || err != nil || strings.TrimSpace(target) == "" {
+				errs = append(errs, &config.Error{Pos: t.Pos, Msg: fmt.Sprintf("waf remove_targets: %q: want RULEID;TARGET such as 942100;ARGS:q", t.Value)})
+				continue
+			}
+			rt.RemoveTargets = append(rt.RemoveTargets, waf.TargetExclusion{RuleID: n, Target: strings.TrimSpace(target)})
+		}
+		wc.Routes = append(wc.Routes, rt)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	e, err := waf.New(wc)
+	if err != nil {
+		return nil, config.Errors{{Pos: c.Pos, Msg: err.Error()}}
+	}
+	return e, nil
+}

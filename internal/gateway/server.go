@@ -16,6 +16,7 @@ import (
 	"github.com/warden-gateway/warden/internal/decision"
 	"github.com/warden-gateway/warden/internal/proxy"
 	"github.com/warden-gateway/warden/internal/refusal"
+	"github.com/warden-gateway/warden/internal/waf"
 )
 
 // Server is the gateway's http.Handler.
@@ -108,6 +109,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.LogAll {
 		s.logDecision(r, &req, &d, id, nil)
+	}
+	if rt.waf != nil {
+		// The WAF runs last among the checks, so requests refused by
+		// cheaper rules never cost it anything.
+		r = r.WithContext(waf.WithRequestID(r.Context(), id))
+		v, body, err := rt.waf.Inspect(r, req.EscapedPath, req.RawQuery, req.ClientIP)
+		if err != nil {
+			bd := decision.Refuse(decision.BadRequest, "the request body could not be read")
+			bd.Detail = err.Error()
+			s.refuse(w, r, &bd, &req, id)
+			return
+		}
+		if len(v.Matches) > 0 || v.TooLarge {
+			s.logWAF(r, &req, id, &v)
+		}
+		if wd, refused := v.Refusal(); refused {
+			s.refuse(w, r, &wd, &req, id)
+			v.Finish()
+			return
+		}
+		r.Body = body
+		inner := w
+		w = v.WrapResponse(w)
+		defer func() {
+			rv, _ := v.Finish()
+			if len(rv.Matches) > 0 {
+				s.log.LogAttrs(context.Background(), slog.LevelInfo, "waf response",
+					slog.String("request_id", id), slog.Int("score", rv.Score), slog.Bool("would_block", rv.WouldBlock),
+					slog.Any("matches", wafLines(rv.Matches)))
+			}
+			if rd, refused := rv.Refusal(); refused {
+				s.refuse(inner, r, &rd, &req, id)
+			}
+		}()
 	}
 	route := rt.routeFor(req.Path)
 	if route == nil {
@@ -202,3 +237,31 @@ func rtSource(s *Server) string {
 }
 
 var errNoRuntime = errors.New("no runtime")
+
+// logWAF writes what the WAF matched: the rule ids, messages, score and the
+// offending variables, each as Coraza's ModSecurity-style line. In detect
+// mode this is the "would block" record; the request is still served.
+func (s *Server) logWAF(r *http.Request, req *canonical.Request, id string, v *waf.Verdict) {
+	if !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "waf",
+		slog.String("request_id", id),
+		slog.String("method", r.Method),
+		slog.String("path", req.Path),
+		slog.String("client_ip", req.ClientIP.String()),
+		slog.Int("score", v.Score),
+		slog.Bool("would_block", v.WouldBlock),
+		slog.Bool("blocked", v.Blocked),
+		slog.Any("rule_ids", v.RuleIDs()),
+		slog.Any("matches", wafLines(v.Matches)),
+	)
+}
+
+func wafLines(ms []waf.Match) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ErrorLog
+	}
+	return out
+}
