@@ -135,6 +135,7 @@ func TestParseAlias(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	src := `listne: 127.0.0.1:8080
 default: deny
+trusted_proxy: [10.0.0.1]
 rules:
   - name: a
     wehn: { path: { prefix: /a/ } }
@@ -159,17 +160,18 @@ default: allow
 	got := errLines(t, mustFail(config.Parse("bad.yaml", []byte(src))))
 	want := []string{
 		`bad.yaml:1: unknown key "listne" in config (did you mean "listen"?)`,
-		`bad.yaml:5: unknown key "wehn" in config.rules[0] (did you mean "when"?)`,
-		`bad.yaml:9: unknown key "prefx" in config.rules[1].when.path (did you mean "prefix"?)`,
-		`bad.yaml:10: config.rules[1].when.methods: want a list, got a mapping`,
-		`bad.yaml:12: config.rules[1].status: want a whole number, got "lots"`,
-		`bad.yaml:15: config.handle[0].timeout: "5 seconds" is not a duration (write it as 500ms, 5s or 2m)`,
-		`bad.yaml:16: config.handle[0].listing: want true or false, got "maybe"`,
+		`bad.yaml:3: unknown key "trusted_proxy" in config (did you mean "trusted_proxies"?)`,
+		`bad.yaml:6: unknown key "wehn" in config.rules[0] (did you mean "when"?)`,
+		`bad.yaml:10: unknown key "prefx" in config.rules[1].when.path (did you mean "prefix"?)`,
+		`bad.yaml:11: config.rules[1].when.methods: want a list, got a mapping`,
+		`bad.yaml:13: config.rules[1].status: want a whole number, got "lots"`,
+		`bad.yaml:16: config.handle[0].timeout: "5 seconds" is not a duration (write it as 500ms, 5s or 2m)`,
+		`bad.yaml:17: config.handle[0].listing: want true or false, got "maybe"`,
 		// far from every known key: the hint lists them instead
-		`bad.yaml:17: unknown key "zzzzzzzzzz" in config.handle[0] (known keys: path, upstream, preserve_host, timeout, root, index, listing, listing_on, listing_off, serve_dotfiles)`,
-		`bad.yaml:18: config.refusals: want a mapping of settings, got a list`,
-		`bad.yaml:21: config.ip_lists: duplicate key "x"`,
-		`bad.yaml:22: duplicate key "default" in config`,
+		`bad.yaml:18: unknown key "zzzzzzzzzz" in config.handle[0] (known keys: path, upstream, preserve_host, timeout, root, index, listing, listing_on, listing_off, serve_dotfiles)`,
+		`bad.yaml:19: config.refusals: want a mapping of settings, got a list`,
+		`bad.yaml:22: config.ip_lists: duplicate key "x"`,
+		`bad.yaml:23: duplicate key "default" in config`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -187,6 +189,9 @@ func TestParseInvalidYAMLHasALine(t *testing.T) {
 	}
 	if ce.Pos.File != "broken.yaml" || ce.Pos.Line == 0 || !strings.HasPrefix(ce.Msg, "not valid YAML") {
 		t.Fatalf("got %+v", ce)
+	}
+	if ce.Msg != "not valid YAML: did not find expected ',' or ']'" {
+		t.Fatalf("message %q: the line belongs in the position, not the text", ce.Msg)
 	}
 	if !strings.HasPrefix(err.Error(), "broken.yaml:") {
 		t.Fatalf("error %q does not start with file:line", err)

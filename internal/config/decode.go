@@ -268,9 +268,14 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 	}
 }
 
-// closest suggests a known key within edit distance 2.
+// closest suggests a known key within edit distance 2, or 3 for keys of
+// eight letters or more, so that a singular such as "trusted_proxy" still
+// finds "trusted_proxies".
 func closest(s string, names []string) string {
 	best, bestD := "", 3
+	if len(s) >= 8 {
+		bestD = 4
+	}
 	for _, n := range names {
 		if d := editDistance(s, n); d < bestD {
 			best, bestD = n, d

@@ -16,7 +16,11 @@ func yamlErrLine(err error) int {
 	return 0
 }
 
+// yamlLinePrefixRe is the "line N: " that yaml.v3 starts its messages
+// with; the line goes into the position instead.
+var yamlLinePrefixRe = regexp.MustCompile(`^line \d+: `)
+
 func trimYAMLErr(err error) string {
 	s := strings.TrimPrefix(err.Error(), "yaml: ")
-	return yamlLineRe.ReplaceAllString(strings.TrimPrefix(s, "line "), "")
+	return yamlLinePrefixRe.ReplaceAllString(s, "")
 }
