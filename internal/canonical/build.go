@@ -29,6 +29,9 @@ func From(r *http.Request, opt *Options) (*Request, error) {
 
 // FillFrom is From into a caller-owned value.
 func FillFrom(req *Request, r *http.Request, opt *Options) error {
+	if err := checkMethod(r.Method); err != nil {
+		return err
+	}
 	raw, err := rawPath(r)
 	if err != nil {
 		return err
@@ -61,6 +64,19 @@ func FillFrom(req *Request, r *http.Request, opt *Options) error {
 		PeerTrusted: trusted,
 		Header:      r.Header,
 		TLS:         r.TLS != nil,
+	}
+	return nil
+}
+
+// checkMethod refuses methods with lower-case letters. Methods are
+// case-sensitive, so a rule on DELETE does not match "delete", yet many
+// frameworks upper-case the method before routing: "delete" would dodge the
+// rule and still delete. nginx refuses such methods too.
+func checkMethod(m string) error {
+	for i := 0; i < len(m); i++ {
+		if 'a' <= m[i] && m[i] <= 'z' {
+			return fmt.Errorf("method %q is not upper-case; servers disagree on whether it means %q", m, strings.ToUpper(m))
+		}
 	}
 	return nil
 }

@@ -358,6 +358,21 @@ func TestFrom(t *testing.T) {
 		}
 	}
 
+	// A method in another case has two meanings: the rules' and the
+	// framework's that upper-cases it.
+	for _, m := range []string{"delete", "Delete", "gEt"} {
+		r := &http.Request{Method: m, RequestURI: "/", RemoteAddr: "192.0.2.1:1", Header: http.Header{}, URL: &url.URL{}}
+		if _, err := canonical.From(r, opt); err == nil || !strings.Contains(err.Error(), "not upper-case") {
+			t.Errorf("method %q: want an error, got %v", m, err)
+		}
+	}
+	for _, m := range []string{"GET", "PROPFIND", "M-SEARCH", "X_CUSTOM1"} {
+		r := &http.Request{Method: m, RequestURI: "/", RemoteAddr: "192.0.2.1:1", Header: http.Header{}, URL: &url.URL{}}
+		if req, err := canonical.From(r, opt); err != nil || req.Method != m {
+			t.Errorf("method %q: %v", m, err)
+		}
+	}
+
 	// A trusted proxy that sends garbage makes the request unjudgeable.
 	r = &http.Request{Method: "GET", RequestURI: "/", RemoteAddr: "10.0.0.1:1", Header: http.Header{"X-Forwarded-For": {"nope"}}, URL: &url.URL{}}
 	if _, err := canonical.From(r, opt); err == nil || !strings.Contains(err.Error(), "trusted proxy") {

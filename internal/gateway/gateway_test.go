@@ -895,6 +895,10 @@ var normalizationAttempts = []struct {
 	{"GET /admin%2e/ HTTP/1.1", 400},
 	{"GET /admin%20/ HTTP/1.1", 400},
 	{"GET /admin%20%20/panel HTTP/1.1", 400},
+	// the method in another case (frameworks that upper-case it would
+	// route it as GET)
+	{"get /admin/ HTTP/1.1", 400},
+	{"Get /admin/ HTTP/1.1", 400},
 	// request lines net/http itself rejects
 	{"GET admin/ HTTP/1.1", 400},
 	{"GET /admin/ panel HTTP/1.1", 400},
