@@ -18,6 +18,7 @@ usage:
                                                    show the decision for one request and its trace
   warden hash-key KEY                              print the sha256: form of an API key for the policy
   warden token   --key FILE [--sub S] [--role R]... mint a JWT with a local key (for trying policies)
+  warden doctor  --config FILE                     list files the server would refuse as unreadable, with the fix
   warden version
 `
 
@@ -42,6 +43,8 @@ func run(args []string) int {
 		return cmdHashKey(rest)
 	case "token":
 		return cmdToken(rest)
+	case "doctor":
+		return cmdDoctor(rest)
 	case "version", "--version", "-v":
 		fmt.Println("warden", version)
 		return 0

@@ -275,3 +275,14 @@ func buildWAF(c *config.WAF) (*waf.Engine, config.Errors) {
 	}
 	return e, nil
 }
+
+// FileServers lists the runtime's file handlers, for `warden doctor`.
+func (rt *Runtime) FileServers() []*files.Server {
+	var out []*files.Server
+	for _, r := range rt.routes {
+		if r.files != nil {
+			out = append(out, r.files)
+		}
+	}
+	return out
+}
