@@ -132,6 +132,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = body
 		inner := w
 		w = v.WrapResponse(w)
+		// A held response starts with empty headers; the id must be on it
+		// too, for refusals written through it (UpstreamError reads it).
+		w.Header().Set("X-Request-Id", id)
 		defer func() {
 			rv, _ := v.Finish()
 			if len(rv.Matches) > 0 {
