@@ -19,7 +19,12 @@ import (
 // always give the same Decision, which is what lets `explain` and `replay`
 // answer for the gateway.
 func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trace) decision.Decision {
-	ctx := evalCtx{req: req, now: now, p: p}
+	ctx, _ := p.scratch.Get().(*evalCtx)
+	if ctx == nil {
+		ctx = new(evalCtx)
+	}
+	*ctx = evalCtx{req: req, now: now, p: p}
+	defer p.releaseCtx(ctx)
 	var cand pathmatch.Candidates
 	p.index.Lookup(req.Path, req.LowerPath, &cand)
 	next := -1
@@ -38,14 +43,14 @@ func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trac
 		if tr != nil {
 			whyp = &why
 		}
-		if !r.matches(&ctx, whyp) {
+		if !r.matches(ctx, whyp) {
 			if tr != nil {
 				tr.Add(decision.Step{Rule: r.name, Line: r.line, Matched: false, Note: why})
 			}
 			continue
 		}
 		if r.require != nil {
-			if d, refused := r.require.check(&ctx, r); refused {
+			if d, refused := r.require.check(ctx, r); refused {
 				if tr != nil {
 					tr.Add(decision.Step{Rule: r.name, Line: r.line, Matched: true, Note: "requirement not met: " + d.Reason})
 				}
@@ -74,6 +79,13 @@ func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trac
 		tr.Add(decision.Step{Rule: "(default)", Matched: true, Note: "no rule decided; default is allow"})
 	}
 	return decision.Decision{Action: decision.Allow, Rule: "(default)"}
+}
+
+// releaseCtx clears what the evaluation memoized (the request, the caller)
+// so the pool does not keep them alive, and recycles the value.
+func (p *Policy) releaseCtx(ctx *evalCtx) {
+	*ctx = evalCtx{}
+	p.scratch.Put(ctx)
 }
 
 func (r *rule) decision() decision.Decision {

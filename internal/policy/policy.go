@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warden-gateway/warden/internal/canonical"
@@ -33,6 +34,10 @@ type Policy struct {
 	starters []func(context.Context)
 	// identityHeaders are set by a trusted upstream authenticator.
 	identityHeaders []string
+	// scratch recycles the per-request evalCtx. Conditions receive it
+	// through an interface, so the compiler cannot keep it on Decide's
+	// stack; without the pool every decision would allocate one.
+	scratch sync.Pool
 }
 
 // Identity returns the authenticator chain, for the gateway's upstream
@@ -85,8 +90,8 @@ func (h hostPattern) match(host string) bool {
 	return host == h.exact
 }
 
-// evalCtx is the per-request scratch state of one evaluation. It lives on
-// the stack of Decide.
+// evalCtx is the per-request scratch state of one evaluation. Decide takes
+// it from Policy.scratch and clears it before putting it back.
 type evalCtx struct {
 	req    *canonical.Request
 	now    time.Time
@@ -109,6 +114,9 @@ func (c *evalCtx) identity() *identity.Result {
 
 func (r *rule) matches(ctx *evalCtx, why *string) bool {
 	req := ctx.req
+	// The reasons a rule does not match are built only when a trace asks for
+	// them (why != nil): concatenating them unconditionally would allocate on
+	// every rule of every request.
 	if len(r.paths) > 0 {
 		ok := false
 		for i := range r.paths {
@@ -118,12 +126,16 @@ func (r *rule) matches(ctx *evalCtx, why *string) bool {
 			}
 		}
 		if !ok {
-			setWhy(why, "path does not match")
+			if why != nil {
+				*why = "path does not match"
+			}
 			return false
 		}
 	}
 	if len(r.methods) > 0 && !containsFold(r.methods, req.Method) {
-		setWhy(why, "method "+req.Method+" not listed")
+		if why != nil {
+			*why = "method " + req.Method + " not listed"
+		}
 		return false
 	}
 	if len(r.hosts) > 0 {
@@ -135,35 +147,39 @@ func (r *rule) matches(ctx *evalCtx, why *string) bool {
 			}
 		}
 		if !ok {
-			setWhy(why, "host "+req.Host+" not listed")
+			if why != nil {
+				*why = "host " + req.Host + " not listed"
+			}
 			return false
 		}
 	}
 	if len(r.exts) > 0 && !hasExt(req.LowerPath, r.exts) {
-		setWhy(why, "extension not listed")
+		if why != nil {
+			*why = "extension not listed"
+		}
 		return false
 	}
 	if r.ip != nil && !r.ip.Contains(req.ClientIP) {
-		setWhy(why, "client "+addrString(req.ClientIP)+" not in "+r.ipSrc)
+		if why != nil {
+			*why = "client " + addrString(req.ClientIP) + " not in " + r.ipSrc
+		}
 		return false
 	}
 	if r.notIP != nil && r.notIP.Contains(req.ClientIP) {
-		setWhy(why, "client "+addrString(req.ClientIP)+" is in "+r.notSrc)
+		if why != nil {
+			*why = "client " + addrString(req.ClientIP) + " is in " + r.notSrc
+		}
 		return false
 	}
 	for _, c := range r.conds {
 		if !c.match(ctx) {
-			setWhy(why, c.describe()+" does not match")
+			if why != nil {
+				*why = c.describe() + " does not match"
+			}
 			return false
 		}
 	}
 	return true
-}
-
-func setWhy(why *string, s string) {
-	if why != nil {
-		*why = s
-	}
 }
 
 func addrString(a netip.Addr) string {
