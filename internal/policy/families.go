@@ -11,6 +11,7 @@ import (
 	"github.com/warden-gateway/warden/internal/expr"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/match/geo"
+	"github.com/warden-gateway/warden/internal/match/referer"
 	"github.com/warden-gateway/warden/internal/match/useragent"
 )
 
@@ -144,15 +145,19 @@ func (c *compiler) compileGeoConds(r *rule, w *config.When) {
 // compileConds adapts the matcher families that live in their own packages.
 func (c *compiler) compileConds(r *rule, rc *config.Rule) {
 	w := &rc.When
-	notYet := func(pos config.Pos, what string) {
-		c.errf(pos, "", "rule %q: %s rules are not supported in this build", r.name, what)
-	}
 	c.compileGeoConds(r, w)
 	if ua := w.UserAgent; ua != nil {
 		c.compileUA(r, ua)
 	}
-	if len(w.RefererNotIn) > 0 || len(w.OriginNotIn) > 0 {
-		notYet(w.Pos, "referer")
+	if len(w.RefererNotIn) > 0 {
+		if v := c.compileReferers(r, w.RefererNotIn); v != nil {
+			r.conds = append(r.conds, refererCond{valid: v})
+		}
+	}
+	if len(w.OriginNotIn) > 0 {
+		if v := c.compileReferers(r, w.OriginNotIn); v != nil {
+			r.conds = append(r.conds, refererCond{valid: v, origin: true})
+		}
 	}
 	if rc.Expr.Value != "" {
 		prog, err := expr.Compile(rc.Expr.Value)
@@ -335,4 +340,48 @@ func (c *compiler) compileUA(r *rule, ua *config.UAMatch) {
 		c.errf(ua.Pos, "give substring, glob, regex or empty: true", "rule %q: empty user_agent matcher", r.name)
 	}
 	r.conds = append(r.conds, uaCond{set: set})
+}
+
+// refererCond matches a request whose Referer (or Origin) is NOT among the
+// valid ones: nginx's $invalid_referer. Only the first header counts, as in
+// nginx.
+type refererCond struct {
+	valid  *referer.Valid
+	origin bool
+}
+
+func (rc refererCond) match(ctx *evalCtx) bool {
+	name := "Referer"
+	if rc.origin {
+		name = "Origin"
+	}
+	vals := ctx.req.Header[name]
+	v, present := "", len(vals) > 0
+	if present {
+		v = vals[0]
+	}
+	if rc.origin {
+		return !rc.valid.ValidOrigin(v, present)
+	}
+	return !rc.valid.Valid(v, present)
+}
+
+func (rc refererCond) describe() string {
+	if rc.origin {
+		return "origin_not_in"
+	}
+	return "referer_not_in"
+}
+
+func (c *compiler) compileReferers(r *rule, l []config.Scalar) *referer.Valid {
+	names := scalars(c.cfg.ServerNames)
+	if len(names) == 0 {
+		names = []string{""} // nginx's default server_name is empty
+	}
+	v, err := referer.Compile(scalars(l), names)
+	if err != nil {
+		c.errf(l[0].Pos, "entries are none, blocked, server_names, host names, *.example.com, example.* or ~regex", "rule %q: %v", r.name, err)
+		return nil
+	}
+	return v
 }
