@@ -285,20 +285,8 @@ type serverUnderTest struct {
 // config text may use {{UPSTREAM}} for the upstream's URL.
 func startWarden(t testing.TB, configYAML, upstreamURL string) *serverUnderTest {
 	t.Helper()
-	cfg, err := config.Parse("crs-test.yaml", []byte(strings.ReplaceAll(configYAML, "{{UPSTREAM}}", upstreamURL)))
-	if err != nil {
-		t.Fatalf("parsing the warden config: %v", err)
-	}
 	ws := &serverUnderTest{log: newDecisionLog(), conns: newConnTracker()}
-	srv := gateway.NewServer(ws.log.logger())
-	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
-	if err != nil {
-		t.Fatalf("building the warden runtime: %v", err)
-	}
-	srv.Swap(rt)
-	rt.Start(context.Background())
-	t.Cleanup(rt.Close)
-
+	srv, cfg := newWarden(t, configYAML, upstreamURL, ws.log.logger())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -309,6 +297,25 @@ func startWarden(t testing.TB, configYAML, upstreamURL string) *serverUnderTest 
 	t.Cleanup(func() { _ = hs.Close() })
 	ws.addr = ln.Addr().String()
 	return ws
+}
+
+// newWarden builds warden's handler from a YAML config ({{UPSTREAM}}
+// replaced by upstreamURL) with the given decision logger.
+func newWarden(t testing.TB, configYAML, upstreamURL string, logger *slog.Logger) (*gateway.Server, *config.Config) {
+	t.Helper()
+	cfg, err := config.Parse("crs-test.yaml", []byte(strings.ReplaceAll(configYAML, "{{UPSTREAM}}", upstreamURL)))
+	if err != nil {
+		t.Fatalf("parsing the warden config: %v", err)
+	}
+	srv := gateway.NewServer(logger)
+	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
+	if err != nil {
+		t.Fatalf("building the warden runtime: %v", err)
+	}
+	srv.Swap(rt)
+	rt.Start(context.Background())
+	t.Cleanup(rt.Close)
+	return srv, cfg
 }
 
 // startUpstream runs the albedo-like upstream on a loopback port.

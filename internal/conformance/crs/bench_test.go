@@ -1,0 +1,257 @@
+package crs
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
+	"github.com/corazawaf/coraza/v3"
+	txhttp "github.com/corazawaf/coraza/v3/http"
+
+	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/waf"
+)
+
+// The benchmarks compare two fronts before the same loopback upstream,
+// each a real server on its own loopback port driven by a real client:
+//
+//   - warden: the whole gateway (canonical request, policy, request id,
+//     WAF, reverse proxy) built from benchWardenConfig;
+//   - coraza-middleware: Coraza's own net/http middleware
+//     (txhttp.WrapHandler) around an httputil.ReverseProxy, over a WAF built
+//     from exactly the SecLang warden's engine loads (Engine.Directives):
+//     the CRS at paranoia 1, block mode, thresholds 5/4, request body
+//     inspection on, response inspection off.
+//
+// Run them with:
+//
+//	go test ./internal/conformance/crs -run '^$' -bench . -benchtime 3s -count 3
+
+const (
+	benchGETTarget = "/articles/2024/hello-world?page=2&sort=date"
+	benchFormBody  = "name=Ada+Lovelace&email=ada%40example.org&bio=Mathematician+and+writer.&newsletter=on"
+	benchAttack    = "/articles?q=1%27%20OR%20%271%27%3D%271"
+	benchHost      = "shop.example"
+)
+
+// benchWardenConfig is warden with the WAF at its defaults (block mode,
+// paranoia 1) in front of one upstream.
+const benchWardenConfig = `
+handle:
+  - path: /
+    upstream: "{{UPSTREAM}}"
+waf:
+  mode: block
+`
+
+// benchWAFConfig is the waf.Config benchWardenConfig's waf section means.
+var benchWAFConfig = waf.Config{Mode: waf.ModeBlock}
+
+func benchUpstream(b *testing.B) *httptest.Server {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<!doctype html><title>ok</title><p>hello</p>")
+	}))
+	b.Cleanup(up.Close)
+	return up
+}
+
+// benchLogger is what `warden serve` logs with, writing nowhere.
+func benchLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
+
+// wardenFront runs warden on a loopback port and returns its base URL.
+func wardenFront(b *testing.B, upstreamURL string) string {
+	srv, cfg := newWarden(b, benchWardenConfig, upstreamURL, benchLogger())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
+	go func() { _ = hs.Serve(ln) }()
+	b.Cleanup(func() { _ = hs.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// corazaFront runs Coraza's middleware, over the SecLang warden's engine
+// is built from, around a reverse proxy to the upstream.
+func corazaFront(b *testing.B, upstreamURL string) string {
+	e, err := waf.New(benchWAFConfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(e.Directives()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	target, err := url.Parse(upstreamURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	// The pool warden's proxy keeps (proxy.DefaultMaxIdleConnsPerHost).
+	proxy.Transport = &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}
+	srv := httptest.NewServer(txhttp.WrapHandler(w, proxy))
+	b.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// benchClient sends browser-like requests to one front.
+type benchClient struct {
+	base   string
+	client *http.Client
+}
+
+func newBenchClient(b *testing.B, base string) *benchClient {
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
+	b.Cleanup(tr.CloseIdleConnections)
+	return &benchClient{base: base, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+func (c *benchClient) do(method, target string) (int, error) {
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(benchFormBody)
+	}
+	r, err := http.NewRequest(method, c.base+target, body)
+	if err != nil {
+		return 0, err
+	}
+	r.Host = benchHost
+	if method == http.MethodPost {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+	r.Header.Set("Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
+	r.Header.Set("Accept-Language", "en-GB,en;q=0.5")
+	resp, err := c.client.Do(r)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// BenchmarkWAFFront: warden with the WAF on against Coraza's middleware,
+// benign GET and benign form POST, in requests per second; the parent
+// logs warden's rate over the middleware's.
+func BenchmarkWAFFront(b *testing.B) {
+	up := benchUpstream(b)
+	fronts := []struct {
+		name string
+		c    *benchClient
+	}{
+		{"warden", newBenchClient(b, wardenFront(b, up.URL))},
+		{"coraza-middleware", newBenchClient(b, corazaFront(b, up.URL))},
+	}
+	// Both fronts serve the benign requests and refuse an attack: the WAF
+	// is really on in both.
+	for _, f := range fronts {
+		for _, probe := range []struct {
+			method, target string
+			want           int
+		}{{"GET", benchGETTarget, 200}, {"POST", "/account/profile", 200}, {"GET", benchAttack, 403}} {
+			if status, err := f.c.do(probe.method, probe.target); err != nil || status != probe.want {
+				b.Fatalf("%s: %s %s: status %d (%v), want %d", f.name, probe.method, probe.target, status, err, probe.want)
+			}
+		}
+	}
+
+	for _, req := range []struct{ name, method, target string }{
+		{"GET", http.MethodGet, benchGETTarget},
+		{"FormPOST", http.MethodPost, "/account/profile"},
+	} {
+		b.Run(req.name, func(b *testing.B) {
+			rates := map[string]float64{}
+			for _, f := range fronts {
+				b.Run(f.name, func(b *testing.B) {
+					b.ReportAllocs()
+					// Enough clients in flight to keep every core busy, so
+					// req/s is throughput, not round-trip latency.
+					b.SetParallelism(4)
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if status, err := f.c.do(req.method, req.target); err != nil || status != http.StatusOK {
+								b.Errorf("status %d, error %v", status, err)
+								return
+							}
+						}
+					})
+					rate := float64(b.N) / b.Elapsed().Seconds()
+					b.ReportMetric(rate, "req/s")
+					rates[f.name] = rate // the last (measured) run's rate stays
+				})
+			}
+			if rates["coraza-middleware"] > 0 {
+				b.Logf("%s: warden %.0f req/s, coraza-middleware %.0f req/s, ratio warden/middleware %.2f",
+					req.name, rates["warden"], rates["coraza-middleware"], rates["warden"]/rates["coraza-middleware"])
+			}
+		})
+	}
+}
+
+// BenchmarkIPRefused: a request refused by an IP rule costs the same with
+// the WAF on as with it off, because the WAF runs only after the rules. The
+// requests go straight to the gateway's ServeHTTP, so that nothing but
+// warden's own work is measured. For scale, waf-refused is what the WAF's
+// work costs: an attack from an allowed address, refused by the CRS.
+func BenchmarkIPRefused(b *testing.B) {
+	const policy = `
+ip_lists:
+  blocked:
+    cidrs: [203.0.113.0/24]
+rules:
+  - name: blocked-addresses
+    when: { ip_list: blocked }
+    action: deny
+handle:
+  - path: /
+    upstream: "{{UPSTREAM}}"
+`
+	up := benchUpstream(b)
+	nsPerOp := map[string]float64{}
+	for _, tc := range []struct {
+		name, config, from, target string
+		want                       int
+	}{
+		{"waf-off", policy, "203.0.113.9", benchAttack, 403},
+		{"waf-on", policy + "waf:\n  mode: block\n", "203.0.113.9", benchAttack, 403},
+		{"waf-refused", policy + "waf:\n  mode: block\n", "198.51.100.20", benchAttack, 403},
+	} {
+		srv, _ := newWarden(b, tc.config, up.URL, benchLogger())
+		newRequest := func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, tc.target, nil)
+			r.RemoteAddr = tc.from + ":40000"
+			r.Host = benchHost
+			r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+			r.Header.Set("Accept", "application/json")
+			return r
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, newRequest())
+		if w.Code != tc.want || (tc.name != "waf-refused") != strings.Contains(w.Body.String(), `"ip_blocked"`) {
+			b.Fatalf("%s: status %d body %s, want %d (ip_blocked unless waf-refused)", tc.name, w.Code, w.Body, tc.want)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			r := newRequest()
+			for b.Loop() {
+				srv.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			nsPerOp[tc.name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		})
+	}
+	if off := nsPerOp["waf-off"]; off > 0 {
+		b.Logf("IP-refused request: %.0f ns with the WAF off, %.0f ns with it on (ratio %.2f); a WAF refusal costs %.0f ns",
+			off, nsPerOp["waf-on"], nsPerOp["waf-on"]/off, nsPerOp["waf-refused"])
+	}
+}
