@@ -76,6 +76,7 @@ func cmdServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
 		return 1
 	}
+	ln = gateway.WrapListener(ln, &rt.Config.Limits)
 	base := "http://" + ln.Addr().String()
 	if d != nil {
 		printDemo(base, d)

@@ -15,8 +15,14 @@ const (
 	DefaultMaxHeaderBytes    = 64 << 10
 )
 
-// NewHTTPServer wraps the gateway in an http.Server with the limits applied.
+// NewHTTPServer wraps the gateway in an http.Server with the limits applied:
+// the timeouts and header size here, the body limit and the checks that run
+// before any rule through Harden. Serve it on WrapListener(ln, l) for the
+// connection limit and the framing (request smuggling) check.
 func NewHTTPServer(addr string, h http.Handler, l *config.Limits) *http.Server {
+	if l == nil {
+		l = &config.Limits{}
+	}
 	pick := func(d config.Duration, def time.Duration) time.Duration {
 		if d.Duration > 0 {
 			return d.Duration
@@ -29,11 +35,13 @@ func NewHTTPServer(addr string, h http.Handler, l *config.Limits) *http.Server {
 	}
 	return &http.Server{
 		Addr:              addr,
-		Handler:           h,
+		Handler:           Harden(h, l),
 		ReadHeaderTimeout: pick(l.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       pick(l.ReadTimeout, DefaultReadTimeout),
 		WriteTimeout:      l.WriteTimeout.Duration, // 0: streams and websockets may run long
 		IdleTimeout:       pick(l.IdleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes:    mhb,
+		ConnState:         trackConnState,
+		ConnContext:       connContext,
 	}
 }
