@@ -334,6 +334,12 @@ rules:
     when: { path: { regex: "^/(a" } }
     action: allow
 `, []string{"p.yaml:4: rule \"a\": bad path regex \"^/(a\": missing closing ): `^/(a`"}},
+		{"bad regex in a case-insensitive rule", `
+rules:
+  - name: a
+    when: { path: { regex: "^/(a" } }
+    action: deny
+`, []string{"p.yaml:4: rule \"a\": bad path regex \"^/(a\": missing closing ): `^/(a`"}},
 		{"unknown ip list", `
 ip_lists:
   office: { cidrs: [10.0.0.0/8] }

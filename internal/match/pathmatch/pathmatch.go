@@ -43,6 +43,11 @@ func New(kind Kind, value string, caseInsensitive bool) (Pattern, error) {
 		}
 		re, err := regexp.Compile(src)
 		if err != nil {
+			// Report the error of the pattern as written, not of the
+			// "(?i)" form compiled for a case-insensitive rule.
+			if _, e := regexp.Compile(value); e != nil {
+				err = e
+			}
 			return p, fmt.Errorf("bad path regex %q: %v", value, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}
 		p.re = re
@@ -175,28 +180,14 @@ func anchoredLiteral(src string) string {
 }
 
 // globMatch matches '*' (any run within a segment), '**' (any run, across
-// segments) and '?' (one character other than '/').
+// segments; "/**/" also matches "/") and '?' (one character other than '/').
 func globMatch(pat, s string) bool {
 	for len(pat) > 0 {
 		switch pat[0] {
 		case '*':
 			if strings.HasPrefix(pat, "**") {
 				rest := strings.TrimLeft(pat, "*")
-				if rest == "" {
-					return true
-				}
-				// When the rest starts with a literal byte, only the
-				// positions holding that byte can start a match: skip to
-				// them instead of recursing at every position.
-				lit := rest[0] != '?'
 				for i := 0; i <= len(s); i++ {
-					if lit {
-						j := strings.IndexByte(s[i:], rest[0])
-						if j < 0 {
-							return false
-						}
-						i += j
-					}
 					if globMatch(rest, s[i:]) {
 						return true
 					}
@@ -204,12 +195,9 @@ func globMatch(pat, s string) bool {
 				return false
 			}
 			rest := pat[1:]
-			lit := rest != "" && rest[0] != '?' && rest[0] != '*'
 			for i := 0; i <= len(s); i++ {
-				if !lit || i < len(s) && s[i] == rest[0] {
-					if globMatch(rest, s[i:]) {
-						return true
-					}
+				if globMatch(rest, s[i:]) {
+					return true
 				}
 				if i < len(s) && s[i] == '/' {
 					return false
@@ -218,6 +206,15 @@ func globMatch(pat, s string) bool {
 			return false
 		case '?':
 			if len(s) == 0 || s[0] == '/' {
+				return false
+			}
+		case '/':
+			// "/**/" also stands for a single "/" (no folder at all), as
+			// in .gitignore: "/**/.git/**" must cover "/.git/config".
+			if strings.HasPrefix(pat, "/**/") && globMatch(pat[3:], s) {
+				return true
+			}
+			if len(s) == 0 || s[0] != '/' {
 				return false
 			}
 		default:
