@@ -187,7 +187,21 @@ func globMatch(pat, s string) bool {
 		case '*':
 			if strings.HasPrefix(pat, "**") {
 				rest := strings.TrimLeft(pat, "*")
+				if rest == "" {
+					return true
+				}
+				// When the rest starts with a literal byte, only the
+				// positions holding that byte can start a match: skip to
+				// them instead of recursing at every position.
+				lit := rest[0] != '?'
 				for i := 0; i <= len(s); i++ {
+					if lit {
+						j := strings.IndexByte(s[i:], rest[0])
+						if j < 0 {
+							return false
+						}
+						i += j
+					}
 					if globMatch(rest, s[i:]) {
 						return true
 					}
@@ -195,9 +209,12 @@ func globMatch(pat, s string) bool {
 				return false
 			}
 			rest := pat[1:]
+			lit := rest != "" && rest[0] != '?' && rest[0] != '*'
 			for i := 0; i <= len(s); i++ {
-				if globMatch(rest, s[i:]) {
-					return true
+				if !lit || i < len(s) && s[i] == rest[0] {
+					if globMatch(rest, s[i:]) {
+						return true
+					}
 				}
 				if i < len(s) && s[i] == '/' {
 					return false
