@@ -63,6 +63,18 @@ func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trac
 				continue
 			}
 		}
+		if r.action == decision.Deny && r.needsIdentity {
+			// A deny that turned on who is calling (an expression on the
+			// principal, an authenticated matcher) must not answer 403 to
+			// a caller it could not identify: signing in, or fixing the
+			// credentials, may change the answer, so that is a 401.
+			if d, refused := unknownCaller(ctx, r); refused {
+				if tr != nil {
+					tr.Add(decision.Step{Rule: r.name, Line: r.line, Matched: true, Note: "decides: deny, but the caller is not known: " + d.Reason})
+				}
+				return d
+			}
+		}
 		if tr != nil {
 			tr.Add(decision.Step{Rule: r.name, Line: r.line, Matched: true, Note: "decides: " + r.action.String()})
 		}
@@ -105,26 +117,10 @@ type requirement struct {
 // credentials → 401 invalid_credentials; a known caller without the right
 // role or scope → 403 role_required, since signing in again will not help.
 func (q *requirement) check(ctx *evalCtx, r *rule) (decision.Decision, bool) {
-	res := ctx.identity()
-	chain := ctx.p.identity
-	if res.Err != nil {
-		if errors.Is(res.Err, identity.ErrUnavailable) {
-			d := refusal(r, decision.Unavailable, "credentials cannot be verified right now")
-			d.Detail = res.Err.Error()
-			d.RetryAfter = 30
-			return d, true
-		}
-		d := refusal(r, decision.InvalidCredentials, "the credentials given are not valid")
-		d.Detail = res.Err.Error()
-		d.WWWAuthenticate = strings.Join(chain.Challenges(res.By), ", ")
+	if d, refused := unknownCaller(ctx, r); refused {
 		return d, true
 	}
-	pr := res.Principal
-	if pr == nil {
-		d := refusal(r, decision.Unauthenticated, "sign in to access this resource")
-		d.WWWAuthenticate = strings.Join(chain.Challenges(nil), ", ")
-		return d, true
-	}
+	pr := ctx.identity().Principal
 	for _, role := range q.rolesAll {
 		if !pr.HasRole(role) {
 			return refusal(r, decision.RoleRequired, "account lacks role: "+role), true
@@ -161,6 +157,33 @@ func (q *requirement) check(ctx *evalCtx, r *rule) (decision.Decision, bool) {
 		if !ok {
 			return refusal(r, decision.RoleRequired, "token lacks any of the scopes: "+strings.Join(q.scopesAny, ", ")), true
 		}
+	}
+	return decision.Decision{}, false
+}
+
+// unknownCaller is the 401 side of the line: no credentials → 401
+// unauthenticated; bad credentials → 401 invalid_credentials; credentials
+// that cannot be checked right now → 503. It refuses nothing when the
+// caller is known.
+func unknownCaller(ctx *evalCtx, r *rule) (decision.Decision, bool) {
+	res := ctx.identity()
+	chain := ctx.p.identity
+	if res.Err != nil {
+		if errors.Is(res.Err, identity.ErrUnavailable) {
+			d := refusal(r, decision.Unavailable, "credentials cannot be verified right now")
+			d.Detail = res.Err.Error()
+			d.RetryAfter = 30
+			return d, true
+		}
+		d := refusal(r, decision.InvalidCredentials, "the credentials given are not valid")
+		d.Detail = res.Err.Error()
+		d.WWWAuthenticate = strings.Join(chain.Challenges(res.By), ", ")
+		return d, true
+	}
+	if res.Principal == nil {
+		d := refusal(r, decision.Unauthenticated, "sign in to access this resource")
+		d.WWWAuthenticate = strings.Join(chain.Challenges(nil), ", ")
+		return d, true
 	}
 	return decision.Decision{}, false
 }
