@@ -434,6 +434,47 @@ func httpGet(t *testing.T, url string, headers ...string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// TestServeDemo: with no config, the embedded demo answers and prints keys
+// that work.
+func TestServeDemo(t *testing.T) {
+	p := startServe(t)
+	if code, _ := httpGet(t, p.base+"/"); code != 200 {
+		t.Errorf("/: %d", code)
+	}
+	if code, body := httpGet(t, p.base+"/admin/", "Accept: application/json"); code != 401 || !strings.Contains(body, `"code":"unauthenticated"`) {
+		t.Errorf("/admin/ without a key: %d %s", code, body)
+	}
+	m := regexp.MustCompile(`admin API key: (\S+)`).FindStringSubmatch(p.stderr.String())
+	if m == nil {
+		t.Fatalf("no admin key printed:\n%s", p.stderr)
+	}
+	if code, _ := httpGet(t, p.base+"/admin/", "X-API-Key: "+m[1]); code != 200 {
+		t.Errorf("/admin/ with the printed admin key: %d", code)
+	}
+	// The refusals the demo promises on its first screen.
+	for _, c := range []struct {
+		path, header, code string
+	}{
+		{"/internal/", "", "not_found"},
+		{"/admin/", "X-API-Key: wrong", "invalid_credentials"},
+		{"/images/logo.svg", "Referer: https://elsewhere.example/", "hotlink_blocked"},
+		{"/private/", "", "directory_listing_disabled"},
+		{"/", "X-Forwarded-For: 203.0.113.7", "ip_blocked"},
+		{"/%2e%2e/etc/passwd", "", "bad_request"},
+	} {
+		hs := []string{"Accept: application/json"}
+		if c.header != "" {
+			hs = append(hs, c.header)
+		}
+		if _, body := httpGet(t, p.base+c.path, hs...); !strings.Contains(body, `"code":"`+c.code+`"`) {
+			t.Errorf("%s %s: want %s, got %s", c.path, c.header, c.code, body)
+		}
+	}
+	if code, _ := httpGet(t, p.base+"/images/logo.svg"); code != 200 {
+		t.Errorf("image without a Referer: %d", code)
+	}
+}
+
 // TestServeReload: SIGHUP swaps in a new policy; a broken one is refused
 // and the old one keeps serving.
 func TestServeReload(t *testing.T) {
