@@ -8,7 +8,10 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +36,7 @@ import (
 //
 // Run them with:
 //
-//	go test ./internal/conformance/crs -run '^$' -bench . -benchtime 3s -count 3
+//	go test ./internal/conformance/crs -run '^$' -bench . -benchtime 3s -count 5
 
 const (
 	benchGETTarget = "/articles/2024/hello-world?page=2&sort=date"
@@ -141,20 +144,21 @@ func (c *benchClient) do(method, target string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// BenchmarkWAFFront: warden with the WAF on against Coraza's middleware,
-// benign GET and benign form POST, in requests per second; the parent
-// logs warden's rate over the middleware's.
-func BenchmarkWAFFront(b *testing.B) {
+// benchFront is one front with a client for it.
+type benchFront struct {
+	name string
+	c    *benchClient
+}
+
+// startFronts starts the upstream and both fronts before it, and checks
+// that both serve the benign requests and refuse an attack: the WAF is
+// really on in both.
+func startFronts(b *testing.B) []benchFront {
 	up := benchUpstream(b)
-	fronts := []struct {
-		name string
-		c    *benchClient
-	}{
+	fronts := []benchFront{
 		{"warden", newBenchClient(b, wardenFront(b, up.URL))},
 		{"coraza-middleware", newBenchClient(b, corazaFront(b, up.URL))},
 	}
-	// Both fronts serve the benign requests and refuse an attack: the WAF
-	// is really on in both.
 	for _, f := range fronts {
 		for _, probe := range []struct {
 			method, target string
@@ -165,19 +169,29 @@ func BenchmarkWAFFront(b *testing.B) {
 			}
 		}
 	}
+	return fronts
+}
 
-	for _, req := range []struct{ name, method, target string }{
-		{"GET", http.MethodGet, benchGETTarget},
-		{"FormPOST", http.MethodPost, "/account/profile"},
-	} {
+var benchRequests = []struct{ name, method, target string }{
+	{"GET", http.MethodGet, benchGETTarget},
+	{"FormPOST", http.MethodPost, "/account/profile"},
+}
+
+// benchParallelism clients per core are in flight, enough to keep every
+// core busy, so req/s is throughput, not round-trip latency.
+const benchParallelism = 4
+
+// BenchmarkWAFFront measures each front on its own, benign GET and benign
+// form POST: req/s, ns and allocations per request (client and servers
+// together, as all run in this process).
+func BenchmarkWAFFront(b *testing.B) {
+	fronts := startFronts(b)
+	for _, req := range benchRequests {
 		b.Run(req.name, func(b *testing.B) {
-			rates := map[string]float64{}
 			for _, f := range fronts {
 				b.Run(f.name, func(b *testing.B) {
 					b.ReportAllocs()
-					// Enough clients in flight to keep every core busy, so
-					// req/s is throughput, not round-trip latency.
-					b.SetParallelism(4)
+					b.SetParallelism(benchParallelism)
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
 							if status, err := f.c.do(req.method, req.target); err != nil || status != http.StatusOK {
@@ -186,15 +200,57 @@ func BenchmarkWAFFront(b *testing.B) {
 							}
 						}
 					})
-					rate := float64(b.N) / b.Elapsed().Seconds()
-					b.ReportMetric(rate, "req/s")
-					rates[f.name] = rate // the last (measured) run's rate stays
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 				})
 			}
-			if rates["coraza-middleware"] > 0 {
-				b.Logf("%s: warden %.0f req/s, coraza-middleware %.0f req/s, ratio warden/middleware %.2f",
-					req.name, rates["warden"], rates["coraza-middleware"], rates["warden"]/rates["coraza-middleware"])
+		})
+	}
+}
+
+// BenchmarkWAFFrontInterleaved compares the fronts under the same
+// conditions: the b.N requests go in alternating phases of benchPhase
+// requests, all clients on one front, then all on the other, so that
+// anything else the machine does weighs on both alike. It reports each
+// front's req/s over its own phases and warden's rate over the
+// middleware's.
+func BenchmarkWAFFrontInterleaved(b *testing.B) {
+	const benchPhase = 128
+	fronts := startFronts(b)
+	workers := benchParallelism * runtime.GOMAXPROCS(0)
+	for _, req := range benchRequests {
+		b.Run(req.name, func(b *testing.B) {
+			served := make([]int, len(fronts))
+			spent := make([]time.Duration, len(fronts))
+			remaining := b.N
+			for phase := 0; remaining > 0; phase++ {
+				i := phase % len(fronts)
+				n := min(benchPhase, remaining)
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				start := time.Now()
+				for range workers {
+					wg.Go(func() {
+						for next.Add(1) <= int64(n) {
+							if status, err := fronts[i].c.do(req.method, req.target); err != nil || status != http.StatusOK {
+								b.Errorf("%s: status %d, error %v", fronts[i].name, status, err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				spent[i] += time.Since(start)
+				served[i] += n
+				remaining -= n
 			}
+			if spent[0] == 0 || spent[1] == 0 {
+				return // too few requests for both fronts to have had a phase
+			}
+			warden := float64(served[0]) / spent[0].Seconds()
+			middleware := float64(served[1]) / spent[1].Seconds()
+			b.ReportMetric(warden, "warden-req/s")
+			b.ReportMetric(middleware, "middleware-req/s")
+			b.ReportMetric(warden/middleware, "warden/middleware")
 		})
 	}
 }
