@@ -874,3 +874,256 @@ func TestIdentityJWKSUnknownKidTriggersRefetch(t *testing.T) {
 		t.Errorf("old key, still published: %d %s", r.status, r.body)
 	}
 }
+
+// idLineOf is the 1-based line of the first line of src containing s.
+func idLineOf(t *testing.T, src, s string) int {
+	t.Helper()
+	for i, line := range strings.Split(src, "\n") {
+		if strings.Contains(line, s) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%q not in the config", s)
+	return 0
+}
+
+// TestIdentityCheckReportsBadExpressionsWithTheirLine: what `warden check`
+// does (config.Parse, then gateway.Build) names each bad CEL expression by
+// file and config line, with CEL's own position inside the expression, all
+// of them in one run.
+func TestIdentityCheckReportsBadExpressionsWithTheirLine(t *testing.T) {
+	src := `identity:
+  api_keys:
+    keys:
+      - { id: a, sha256: "` + identity.HashKey("k") + `", roles: [admin] }
+rules:
+  - name: fine
+    expr: '"admin" in principal.roles'
+    action: allow
+  - name: typo
+    expr: '"admin" in princpal.roles'
+    action: deny
+  - name: types
+    expr: 'principal.id == 1'
+    action: deny
+  - name: not-bool
+    expr: principal.roles
+    action: deny
+  - name: syntax
+    expr: '"admin" in principal.roles &&'
+    action: deny
+  - name: claim-not-compared
+    expr: principal.claims.admin
+    action: deny
+  - name: multi-line
+    expr: |
+      request.method == "GET" &&
+      "ops" in principal.roles &&
+      request.header["x-team"] == "blue"
+    action: deny
+`
+	path := filepath.Join(t.TempDir(), "warden.yaml")
+	cfg, err := config.Parse(path, []byte(src))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	_, err = gateway.Build(cfg, gateway.Options{}, nil)
+	if err == nil {
+		t.Fatal("bad expressions built")
+	}
+	got := strings.Split(err.Error(), "\n")
+	want := []struct {
+		rule, exprLine, message string
+	}{
+		{"typo", `princpal.roles'`, `expr: 1:12: undeclared reference to 'princpal' (did you mean 'principal'?)`},
+		{"types", `principal.id == 1`, `expr: 1:14: found no matching overload for '_==_' applied to '(string, int)'`},
+		{"not-bool", `expr: principal.roles`, `expr: 1:1: expression must yield a bool, but yields list(string)`},
+		{"syntax", `principal.roles &&'`, `expr: 1:30: Syntax error: mismatched input '<EOF>'`},
+		{"claim-not-compared", `principal.claims.admin`, `must yield a bool`},
+		// A block: the config line is the one of "expr: |"; CEL's
+		// position (line 3 of the expression) finds the field.
+		{"multi-line", `expr: |`, `expr: 3:8: undefined field 'header'`},
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d errors, want %d:\n%s", len(got), len(want), err)
+	}
+	for _, w := range want {
+		prefix := fmt.Sprintf("%s:%d: rule %q: ", path, idLineOf(t, src, w.exprLine), w.rule)
+		found := false
+		for _, line := range got {
+			if strings.HasPrefix(line, prefix) && strings.Contains(line, w.message) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no error %q ... %q in:\n%s", prefix, w.message, err)
+		}
+	}
+}
+
+// TestIdentityCheckRefusesWeakHtpasswdHashes: an htpasswd file with an
+// MD5 entry (as `htpasswd -m` writes it) is a check error naming the config
+// line and the file's own line, until allow_weak_hashes says otherwise;
+// then that user signs in through the gateway.
+func TestIdentityCheckRefusesWeakHtpasswdHashes(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	idHtpasswd(t, users, "alice", "alice-pw")
+	if out, err := exec.Command("htpasswd", "-m", "-b", users, "legacy", "legacy-pw").CombinedOutput(); err != nil {
+		t.Fatalf("htpasswd -m: %v\n%s", err, out)
+	}
+	up := newIDUpstream(t)
+	src := func(allowWeak bool) string {
+		return fmt.Sprintf(`identity:
+  htpasswd:
+    file: users
+    allow_weak_hashes: %v
+rules:
+  - name: staff
+    require: { authenticated: true }
+    action: allow
+handle:
+  - path: /
+    upstream: %s
+`, allowWeak, up.srv.URL)
+	}
+	path := filepath.Join(dir, "warden.yaml")
+	cfg, err := config.Parse(path, []byte(src(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = gateway.Build(cfg, gateway.Options{}, nil)
+	want := fmt.Sprintf(`%s:3: identity.htpasswd: %s:2: user "legacy" uses a weak hash ($apr1$); re-create it with htpasswd -B or set allow_weak_hashes`, path, users)
+	// Only the first line is checked: the rules that need the refused
+	// authenticator may add lines of their own.
+	if err == nil || strings.Split(err.Error(), "\n")[0] != want {
+		t.Fatalf("check error:\n%v\nwant first\n%s", err, want)
+	}
+
+	g := startIDGateway(t, dir, src(true), true)
+	c := idClientFrom(t, "127.0.0.1")
+	for user, pass := range map[string]string{"alice": "alice-pw", "legacy": "legacy-pw"} {
+		r := idGet(t, c, g.base+"/x", http.Header{"Authorization": {basicAuth(user, pass)}})
+		if r.status != 200 || r.body != "upstream /x user="+user {
+			t.Errorf("%s: %d %q", user, r.status, r.body)
+		}
+	}
+	r := idGet(t, c, g.base+"/x", http.Header{"Authorization": {basicAuth("legacy", "wrong")}})
+	idWantRefusal(t, r, 401, "invalid_credentials", "the credentials given are not valid", `Basic realm="warden", charset="UTF-8"`)
+}
+
+const idCELYAML = `
+identity:
+  api_keys:
+    keys:
+      - { id: ops-key, sha256: "{{OPS}}", roles: [ops] }
+      - { id: dev-key, sha256: "{{DEV}}", roles: [dev] }
+  jwt:
+    jwks_file: jwks.json
+    issuer: "` + idIssuer + `"
+    audiences: [` + idAudience + `]
+    algorithms: [EdDSA]
+rules:
+  - name: ops-sign-in
+    when: { path: { prefix: /ops/ } }
+    require: { authenticated: true }
+  - name: ops-team-on-blue
+    when: { path: { prefix: /ops/ } }
+    expr: '"ops" in principal.roles && request.headers["x-team"] == "blue" && request.method == "GET"'
+    action: allow
+  - name: ops-otherwise
+    when: { path: { prefix: /ops/ } }
+    action: deny
+    reason: ops team on the blue shift only
+  - name: sre-claim
+    when: { path: { prefix: /sre/ } }
+    expr: 'principal.claims.dept != "sre"'
+    action: deny
+    reason: SRE department only
+handle:
+  - path: /
+    upstream: {{UPSTREAM}}
+`
+
+// TestIdentityCELThroughTheGateway: expression rules on principal.roles,
+// request.headers, request.method and a JWT claim decide real requests; an
+// expression that cannot be evaluated (a header or claim that is absent)
+// takes the refusing side, and the log names the rule and its line.
+func TestIdentityCELThroughTheGateway(t *testing.T) {
+	dir := t.TempDir()
+	key := idEdKey(t, "ed-cel")
+	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), idJWKS(t, key), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := newIDUpstream(t)
+	src := strings.NewReplacer("{{OPS}}", identity.HashKey("ops-key"), "{{DEV}}", identity.HashKey("dev-key"), "{{UPSTREAM}}", up.srv.URL).Replace(idCELYAML)
+	g := startIDGateway(t, dir, src, true)
+	now := time.Now()
+	sre := idSign(t, key, idClaims(now, "sam", nil, "", map[string]any{"dept": "sre"}))
+	web := idSign(t, key, idClaims(now, "wes", nil, "", map[string]any{"dept": "web"}))
+	expired := idSign(t, key, idClaims(now, "sam", nil, "", map[string]any{"dept": "sre", "exp": now.Add(-time.Hour).Unix()}))
+	c := idClientFrom(t, "127.0.0.1")
+	const offer = `ApiKey realm="warden", header="X-API-Key", Bearer realm="warden"`
+	blueShift := "ops team on the blue shift only"
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		header http.Header
+		want   idOutcome
+		user   string
+		rule   string // the rule the log must name for a refusal
+	}{
+		{"ops on blue", "GET", "/ops/deploy", http.Header{"X-Api-Key": {"ops-key"}, "X-Team": {"blue"}}, idPass, "ops-key", ""},
+		{"header name in lower case on the wire", "GET", "/ops/deploy", http.Header{"x-api-key": {"ops-key"}, "x-team": {"blue"}}, idPass, "ops-key", ""},
+		{"ops on red", "GET", "/ops/deploy", http.Header{"X-Api-Key": {"ops-key"}, "X-Team": {"red"}}, idOutcome{403, "path_forbidden", blueShift}, "", "ops-otherwise"},
+		{"ops, no team header", "GET", "/ops/deploy", http.Header{"X-Api-Key": {"ops-key"}}, idOutcome{403, "path_forbidden", blueShift}, "", "ops-otherwise"},
+		{"ops on blue, but POST", "POST", "/ops/deploy", http.Header{"X-Api-Key": {"ops-key"}, "X-Team": {"blue"}}, idOutcome{403, "path_forbidden", blueShift}, "", "ops-otherwise"},
+		{"dev on blue", "GET", "/ops/deploy", http.Header{"X-Api-Key": {"dev-key"}, "X-Team": {"blue"}}, idOutcome{403, "path_forbidden", blueShift}, "", "ops-otherwise"},
+		{"nobody on blue", "GET", "/ops/deploy", http.Header{"X-Team": {"blue"}}, idAnonymous, "", "ops-sign-in"},
+		{"claim matches", "GET", "/sre/pager", http.Header{"Authorization": {"Bearer " + sre}}, idPass, "sam", ""},
+		{"claim differs", "GET", "/sre/pager", http.Header{"Authorization": {"Bearer " + web}}, idOutcome{403, "policy_denied", "SRE department only"}, "", "sre-claim"},
+		{"no such claim (API key)", "GET", "/sre/pager", http.Header{"X-Api-Key": {"ops-key"}}, idOutcome{403, "policy_denied", "SRE department only"}, "", "sre-claim"},
+		{"claim rule, nobody", "GET", "/sre/pager", nil, idAnonymous, "", "sre-claim"},
+		{"claim rule, expired token", "GET", "/sre/pager", http.Header{"Authorization": {"Bearer " + expired}}, idInvalid, "", "sre-claim"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, g.base+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tc.header.Clone()
+			if req.Header == nil {
+				req.Header = http.Header{}
+			}
+			req.Header.Set("Accept", "application/json")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			r := idResponse{resp.StatusCode, resp.Header, string(body)}
+			if tc.want.status == 200 {
+				if want := "upstream " + tc.path + " user=" + tc.user; r.status != 200 || r.body != want {
+					t.Fatalf("%d %q, want 200 %q", r.status, r.body, want)
+				}
+				return
+			}
+			challenge := ""
+			if tc.want.status == 401 {
+				challenge = offer
+				if tc.want.code == "invalid_credentials" {
+					challenge = `ApiKey realm="warden", header="X-API-Key", Bearer realm="warden", error="invalid_token"`
+				}
+			}
+			p := idWantRefusal(t, r, tc.want.status, tc.want.code, tc.want.reason, challenge)
+			e := g.log.entry(p.RequestID)
+			ruleLine := idLineOf(t, src, "name: "+tc.rule)
+			if e == nil || e["rule"] != tc.rule || e["rule_at"] != fmt.Sprintf("%s:%d", filepath.Join(dir, "warden.yaml"), ruleLine) {
+				t.Errorf("log entry %v, want rule %s at line %d", e, tc.rule, ruleLine)
+			}
+		})
+	}
+}
