@@ -39,8 +39,27 @@ func TestPath(t *testing.T) {
 		{raw: "/caf%C3%A9", path: "/café", escaped: "/caf%C3%A9"},
 		{raw: "/caf%c3%a9", path: "/café", escaped: "/caf%C3%A9"},
 		{raw: "/100%25", path: "/100%", escaped: "/100%25"},
-		{raw: "/a%3Fb", path: "/a?b", escaped: "/a%3Fb"},
-		{raw: "/a%23b", path: "/a#b", escaped: "/a%23b"},
+		// An encoded '?' or '#' ends the path for servers that decode
+		// before splitting (Apache CVE-2024-38474): no single meaning.
+		{raw: "/a%3Fb", errHas: "encoded '?' or '#'"},
+		{raw: "/a%23b", errHas: "encoded '?' or '#'"},
+		// Characters some servers read as ASCII (NFKC, case mapping,
+		// Windows best-fit), shapes Windows resolves to another name, and
+		// segments Spring trims (found by internal/bypass).
+		{raw: "/%EF%BD%81dmin/", errHas: "read as \"a\""},
+		{raw: "/x/%EF%BC%8E%EF%BC%8E/admin/", errHas: "read as \".\""},
+		{raw: "/x/..%E2%88%95admin/", errHas: "read as \"/\""},
+		{raw: "/adm%C4%B1n/", errHas: "read as \"I\""},
+		{raw: "/%F0%9D%90%9Admin/", errHas: "read as \"a\""},
+		{raw: "/INTERN~1/x", errHas: "8.3 short name"},
+		{raw: "/config~2.php", errHas: "8.3 short name"},
+		{raw: "/admin::$DATA/x", errHas: "NTFS stream"},
+		{raw: "/admin:$i30:$INDEX_ALLOCATION/", errHas: "NTFS stream"},
+		{raw: "/%20admin/", errHas: "starts with a space"},
+		{raw: "/~user/x", path: "/~user/x"},
+		{raw: "/a~b/x~1y", path: "/a~b/x~1y"},
+		{raw: "/%E6%97%A5%E6%9C%AC/caf%C3%A9", path: "/日本/café", escaped: "/%E6%97%A5%E6%9C%AC/caf%C3%A9"},
+		{raw: "/stra%C3%9Fe", path: "/straße", escaped: "/stra%C3%9Fe"},
 		{raw: "/a:b@c!$&'()*+,=", path: "/a:b@c!$&'()*+,="},
 		{raw: "/%25zz", path: "/%zz", escaped: "/%25zz"}, // %25 then non-hex: one meaning only
 		{raw: "/%", errHas: "truncated"},

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // PathOptions says how to treat the path shapes that mean different things to
@@ -84,7 +87,8 @@ func isCanonicalFast(p string) bool {
 			segStart = i + 1
 			continue
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '_', c == '.', c == '~':
+			c == '-', c == '_', c == '.':
+			// '~' takes the slow path, which checks for 8.3 short names.
 		default:
 			return false
 		}
@@ -131,6 +135,11 @@ func decode(raw string, opt PathOptions) (string, error) {
 		switch {
 		case c == '#' && !encoded:
 			return "", &PathError{raw, "contains a raw '#': fragments are never sent to a server"}
+		case (c == '?' || c == '#') && encoded:
+			// Servers that decode the whole target before splitting it
+			// (Apache mod_rewrite CVE-2024-38474, proxies that re-send the
+			// decoded path) end the path there: "/admin%3F/x" is "/admin".
+			return "", &PathError{raw, "contains an encoded '?' or '#', which servers that decode before splitting read as the end of the path"}
 		case c == 0:
 			return "", &PathError{raw, "contains a NUL byte"}
 		case c < 0x20 || c == 0x7f:
@@ -158,7 +167,68 @@ func decode(raw string, opt PathOptions) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", &PathError{raw, "decodes to invalid UTF-8"}
 	}
+	if !norm.NFKC.IsNormalString(s) || hasBestFitRune(s) {
+		for _, r := range s {
+			if ascii, ok := foldsToASCII(r); ok {
+				return "", &PathError{raw, fmt.Sprintf("contains %q, which some servers read as %q", r, ascii)}
+			}
+		}
+	}
 	return s, nil
+}
+
+// foldsToASCII reports whether a non-ASCII character has a reading as ASCII
+// on some server: its compatibility form (NFKC: fullwidth "ａ", "．", "／",
+// mathematical and circled letters, ligatures), its case mapping (dotless
+// "ı" upper-cases to "I", the Kelvin sign lower-cases to "k"), or Windows'
+// best-fit mapping of separators. A rule on "/admin/" would not match
+// "/ａｄｍｉｎ/", which such a server serves as "/admin/".
+func foldsToASCII(r rune) (string, bool) {
+	if r < utf8.RuneSelf {
+		return "", false
+	}
+	if bf, ok := bestFit[r]; ok {
+		return bf, true
+	}
+	if u := unicode.ToUpper(r); u < utf8.RuneSelf {
+		return string(u), true
+	}
+	if l := unicode.ToLower(r); l < utf8.RuneSelf {
+		return string(l), true
+	}
+	var buf [utf8.UTFMax]byte
+	enc := buf[:utf8.EncodeRune(buf[:], r)]
+	if norm.NFKC.IsNormal(enc) {
+		return "", false
+	}
+	n := norm.NFKC.String(string(enc))
+	for i := 0; i < len(n); i++ {
+		if n[i] < utf8.RuneSelf {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// bestFit holds separators and dots that Windows' best-fit code-page
+// mapping turns into ASCII although NFKC leaves them alone (Orange Tsai,
+// "WorstFit", 2025).
+var bestFit = map[rune]string{
+	0x2215: "/", 0x2044: "/", 0x29F8: "/", // division slash, fraction slash, big solidus
+	0x2216: "\\", 0x29F9: "\\", // set minus, big reverse solidus
+	0x3002: ".", 0xFF61: ".", // ideographic full stops
+}
+
+func hasBestFitRune(s string) bool {
+	for _, r := range s {
+		if _, ok := bestFit[r]; ok {
+			return true
+		}
+		if r >= utf8.RuneSelf && (unicode.ToUpper(r) < utf8.RuneSelf || unicode.ToLower(r) < utf8.RuneSelf) {
+			return true
+		}
+	}
+	return false
 }
 
 // looksEscaped reports whether s begins with two hex digits, either raw or
@@ -206,6 +276,19 @@ func removeDotSegments(raw, p string) (string, error) {
 			segs = segs[:len(segs)-1]
 			trailing = true
 		default:
+			if s[0] == ' ' {
+				// Spring MVC trims segments (CVE-2016-5007): "/ admin/" is
+				// "/admin/" to it.
+				return "", &PathError{raw, "has a segment that starts with a space, which some servers trim"}
+			}
+			if strings.Contains(s, ":$") {
+				// "admin::$DATA", "admin:$i30:$INDEX_ALLOCATION": NTFS
+				// stream names, which IIS serves as the file or folder.
+				return "", &PathError{raw, "names an NTFS stream (':$'), which Windows servers resolve to the file itself"}
+			}
+			if isShortName(s) {
+				return "", &PathError{raw, "has a segment shaped like a Windows 8.3 short name (NAME~1), which Windows servers resolve to a longer name"}
+			}
 			if last := s[len(s)-1]; last == '.' || last == ' ' {
 				// Windows file systems (IIS, and any upstream on NTFS)
 				// drop trailing dots and spaces from names, so to them
@@ -220,6 +303,26 @@ func removeDotSegments(raw, p string) (string, error) {
 		out += "/"
 	}
 	return out, nil
+}
+
+// isShortName reports whether a segment looks like a Windows 8.3 short
+// name: one to six characters, '~', digits, and an extension of up to three
+// characters ("INTERN~1", "CONFIG~2.PHP").
+func isShortName(seg string) bool {
+	i := strings.IndexByte(seg, '~')
+	if i < 1 || i > 6 || strings.IndexByte(seg[:i], '.') >= 0 {
+		return false
+	}
+	rest := seg[i+1:]
+	n := 0
+	for n < len(rest) && '0' <= rest[n] && rest[n] <= '9' {
+		n++
+	}
+	if n == 0 {
+		return false
+	}
+	rest = rest[n:]
+	return rest == "" || rest[0] == '.' && len(rest) <= 4 && strings.IndexByte(rest[1:], '.') < 0
 }
 
 // Escape percent-encodes a canonical path for the wire. Everything a path

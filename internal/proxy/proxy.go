@@ -130,6 +130,12 @@ func New(cfg Config, onError ErrorFunc) (*Proxy, error) {
 		ErrorLog:      cfg.ErrorLog,
 		BufferPool:    newBufferPool(),
 		ErrorHandler:  p.handleError,
+		// The gateway's X-Request-Id is the one the client sees; an
+		// upstream's copy would be a second, conflicting one.
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del("X-Request-Id")
+			return nil
+		},
 	}
 	return p, nil
 }
@@ -332,6 +338,14 @@ func setForwardedHeaders(h http.Header, in *http.Request, req *canonical.Request
 	// X-Real-IP is believed by many upstream frameworks; a client must not
 	// be able to choose it.
 	delete(h, "X-Real-Ip")
+	if !req.PeerTrusted {
+		// Other client-address headers, set by CDNs and load balancers,
+		// are believed by some upstreams too; from a peer that is not a
+		// trusted proxy they are the client's own claim.
+		for _, name := range clientAddressHeaders {
+			delete(h, name)
+		}
+	}
 	if req.ClientIP.IsValid() {
 		h["X-Real-Ip"] = []string{req.ClientIP.Unmap().String()}
 	}
@@ -355,6 +369,15 @@ func setForwardedHeaders(h http.Header, in *http.Request, req *canonical.Request
 		h["X-Forwarded-Host"] = []string{host}
 	}
 	h["X-Forwarded-Proto"] = []string{proto}
+}
+
+// clientAddressHeaders name the client address in CDN and load-balancer
+// conventions other than X-Forwarded-For and X-Real-IP (canonical keys).
+var clientAddressHeaders = []string{
+	"True-Client-Ip", "Cf-Connecting-Ip", "Cf-Connecting-Ipv6", "Fastly-Client-Ip", "X-Client-Ip",
+	"X-Cluster-Client-Ip", "X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "Client-Ip",
+	"X-Proxyuser-Ip", "Wl-Proxy-Client-Ip", "Proxy-Client-Ip", "X-Envoy-External-Address",
+	"X-Azure-Clientip", "X-Forwarded", "Forwarded-For",
 }
 
 // SetIdentityHeaders replaces X-Warden-User and X-Warden-Roles in h with

@@ -1,0 +1,260 @@
+package bypass
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"unicode/utf8"
+)
+
+// lenient is an upstream that gives every request the most generous reading
+// some real server gives it, so that any disagreement between warden and a
+// real server shows up as a request that lands on a protected resource. It
+// decodes percent-escapes repeatedly (and IIS's %uXXXX), folds overlong
+// UTF-8 and fullwidth/compatibility forms to ASCII (Windows "best fit"),
+// truncates at NUL, treats '\' as '/', strips ";params" from segments
+// (Tomcat/Jetty), trims trailing dots, spaces and "::$DATA" from segments
+// (Windows), expands 8.3 short names, follows nginx's alias off-by-slash,
+// cleans dot segments, lower-cases, ignores a trailing slash, honours
+// X-Original-URL / X-Rewrite-URL and method-override headers, and believes
+// every client-address and identity header it is given.
+type lenient struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen map[string][]visit // by X-Corpus-Id
+}
+
+// visit is what the upstream made of one request.
+type visit struct {
+	Target   string // the request target as received
+	Path     string // the path after lenient interpretation
+	Resource string // "admin", "internal" or "public"
+	Method   string // after method overrides
+	ClientIP string // the client address it would believe
+	Roles    string // the roles it would believe (X-Warden-Roles)
+	Body     string
+}
+
+func newLenient(t *testing.T) *lenient {
+	t.Helper()
+	l := &lenient{seen: map[string][]visit{}}
+	l.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		v := interpret(r)
+		v.Body = string(body)
+		l.mu.Lock()
+		id := r.Header.Get("X-Corpus-Id")
+		l.seen[id] = append(l.seen[id], v)
+		l.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "resource "+v.Resource+"\n")
+	}))
+	t.Cleanup(l.srv.Close)
+	return l
+}
+
+// visits returns what reached the upstream under a corpus id, including
+// requests smuggled behind it (id + "-smuggled").
+func (l *lenient) visits(id string) []visit {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append(append([]visit(nil), l.seen[id]...), l.seen[id+"-smuggled"]...)
+}
+
+func interpret(r *http.Request) visit {
+	v := visit{Target: r.RequestURI}
+	target := r.RequestURI
+	for _, h := range []string{"X-Original-Url", "X-Rewrite-Url"} {
+		if o := r.Header.Get(h); o != "" {
+			target = o
+		}
+	}
+	v.Path = lenientPath(target)
+	v.Resource = resourceOf(v.Path)
+	v.Method = strings.ToUpper(r.Method)
+	for _, h := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} {
+		if o := r.Header.Get(h); o != "" {
+			v.Method = strings.ToUpper(strings.TrimSpace(o))
+		}
+	}
+	v.ClientIP = believedClient(r)
+	v.Roles = r.Header.Get("X-Warden-Roles")
+	return v
+}
+
+// believedClient is the address a framework that trusts its proxy headers
+// would take as the client: the first of these headers present wins.
+func believedClient(r *http.Request) string {
+	for _, h := range []string{
+		"True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
+		"X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "Client-Ip", "X-Real-Ip",
+	} {
+		if v := r.Header.Get(h); v != "" {
+			return strings.TrimSpace(v)
+		}
+	}
+	if f := r.Header.Get("Forwarded"); f != "" {
+		for _, part := range strings.Split(f, ";") {
+			if k, val, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "for") {
+				return strings.Trim(val, `"[]`)
+			}
+		}
+	}
+	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+		first, _, _ := strings.Cut(xff, ",")
+		return strings.TrimSpace(first)
+	}
+	host, _, _ := strings.Cut(r.RemoteAddr, ":")
+	return host
+}
+
+func resourceOf(p string) string {
+	for _, name := range []string{"admin", "internal"} {
+		if p == "/"+name || strings.HasPrefix(p, "/"+name+"/") {
+			return name
+		}
+	}
+	return "public"
+}
+
+var shortName = regexp.MustCompile(`^([a-z0-9]{1,6})~[1-9]$`)
+
+// lenientPath is the generous reading of a request target.
+func lenientPath(target string) string {
+	p := target
+	if i := strings.Index(p, "://"); i >= 0 && !strings.HasPrefix(p, "/") {
+		rest := p[i+3:]
+		if j := strings.IndexAny(rest, "/?"); j >= 0 {
+			p = rest[j:]
+		} else {
+			p = "/"
+		}
+	}
+	p = cutAny(p, "?#")
+	for i := 0; i < 4; i++ {
+		d := decodeLenient(p)
+		if d == p {
+			break
+		}
+		p = d
+	}
+	p = foldCompat(p)
+	p = cutAny(p, "\x00?#")
+	p = strings.ReplaceAll(p, "\\", "/")
+	// nginx: location /static { alias /srv/static/; } serves
+	// /static../admin/x as /srv/static/../admin/x.
+	if strings.HasPrefix(strings.ToLower(p), "/static") && !strings.HasPrefix(p, "/static/") {
+		p = "/static/" + p[len("/static"):]
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		s, _, _ = strings.Cut(s, ";")
+		s = strings.ToLower(s)
+		s = strings.TrimSuffix(s, "::$data")
+		s = strings.TrimSpace(s)
+		if s != "." && s != ".." {
+			s = strings.TrimRight(s, ". ")
+		}
+		if m := shortName.FindStringSubmatch(s); m != nil {
+			for _, name := range []string{"admin", "internal", "public", "static"} {
+				if strings.HasPrefix(name, m[1]) {
+					s = name
+					break
+				}
+			}
+		}
+		segs[i] = s
+	}
+	p = strings.Join(segs, "/")
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return strings.ToLower(path.Clean(p))
+}
+
+func cutAny(s, chars string) string {
+	if i := strings.IndexAny(s, chars); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// decodeLenient decodes %XX and %uXXXX once, leaving invalid escapes as
+// they are, then reads overlong UTF-8 forms of '.', '/' and '\' as those
+// characters (IIS, CVE-2000-0884).
+func decodeLenient(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			if i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') {
+				if n, err := strconv.ParseUint(s[i+2:i+6], 16, 32); err == nil {
+					b = utf8.AppendRune(b, rune(n))
+					i += 5
+					continue
+				}
+			}
+			if i+2 < len(s) {
+				if n, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+					b = append(b, byte(n))
+					i += 2
+					continue
+				}
+			}
+		}
+		b = append(b, c)
+	}
+	out := string(b)
+	for _, o := range []struct{ from, to string }{
+		{"\xc0\xae", "."}, {"\xe0\x80\xae", "."}, {"\xc0\xaf", "/"}, {"\xe0\x80\xaf", "/"},
+		{"\xc1\x9c", "\\"}, {"\xc1\x1c", "\\"}, {"\xc0\x2f", "/"}, {"\xc0\x2e", "."},
+	} {
+		out = strings.ReplaceAll(out, o.from, o.to)
+	}
+	return out
+}
+
+// foldCompat maps fullwidth and other compatibility characters to the
+// ASCII character Windows' best-fit mapping (and NFKC) gives them.
+func foldCompat(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 0xFF01 && r <= 0xFF5E:
+			b.WriteByte(byte(r - 0xFF01 + 0x21))
+		case r == 0x2215 || r == 0x2044 || r == 0x29F8: // division slash, fraction slash, big solidus
+			b.WriteByte('/')
+		case r == 0x2216 || r == 0xFE68 || r == 0x29F9: // set minus, small reverse solidus
+			b.WriteByte('\\')
+		case r == 0x2024 || r == 0xFE52 || r == 0x3002 || r == 0xFF61: // one dot leader, small full stop, ideographic full stop
+			b.WriteByte('.')
+		case r == 0x00A0 || r == 0x3000:
+			b.WriteByte(' ')
+		case r == 0x017F: // long s, which some case-folders map to 's'
+			b.WriteByte('s')
+		case r == 0x0131 || r == 0x0130: // dotless i and dotted I map to 'i' through case mapping
+			b.WriteByte('i')
+		case r == 0x212A: // Kelvin sign, lower-cased to 'k'
+			b.WriteByte('k')
+		case r >= 0x1D400 && r <= 0x1D6A3: // mathematical alphanumerics
+			off := (r - 0x1D400) % 52
+			if off < 26 {
+				b.WriteByte(byte('A' + off))
+			} else {
+				b.WriteByte(byte('a' + off - 26))
+			}
+		case r >= 0x24B6 && r <= 0x24E9: // circled letters
+			off := (r - 0x24B6) % 26
+			b.WriteByte(byte('a' + off))
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
