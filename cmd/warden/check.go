@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,13 +44,62 @@ func cmdCheck(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: warden check --config FILE")
 		return 2
 	}
-	rt, err := loadRuntime(*cfgPath)
+	data, err := os.ReadFile(*cfgPath)
 	if err != nil {
-		printErrors(err)
+		fmt.Fprintf(os.Stderr, "warden check: %v\n", err)
+		return 1
+	}
+	// Shape errors and compile errors are reported together, in file
+	// order, so one run shows every mistake.
+	cfg, perr := config.ParsePartial(*cfgPath, data)
+	var errs config.Errors
+	errs = append(errs, asConfigErrors(perr)...)
+	var rt *gateway.Runtime
+	if cfg != nil {
+		var berr error
+		rt, berr = gateway.Build(cfg, gateway.Options{}, nil)
+		for _, e := range asConfigErrors(berr) {
+			if !slices.Contains(cfg.Incomplete, e.Pos) {
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		seen := map[string]bool{}
+		for _, e := range errs {
+			if line := e.Error(); !seen[line] {
+				seen[line] = true
+				fmt.Fprintln(os.Stderr, line)
+			}
+		}
 		return 1
 	}
 	fmt.Printf("%s: ok (%d rules)\n", *cfgPath, rt.Policy.RuleCount())
+	rt.Close()
 	return 0
+}
+
+func asConfigErrors(err error) config.Errors {
+	if err == nil {
+		return nil
+	}
+	var out config.Errors
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	for _, e := range list {
+		var ce *config.Error
+		if errors.As(e, &ce) {
+			out = append(out, ce)
+		} else {
+			out = append(out, &config.Error{Msg: e.Error()})
+		}
+	}
+	return out
 }
 
 // printErrors writes one "file:line: message" line per mistake.

@@ -38,6 +38,10 @@ type Config struct {
 	WAF         *WAF              `yaml:"waf"`
 	Limits      Limits            `yaml:"limits"`
 	Log         Log               `yaml:"log"`
+	// Incomplete lists the sections ParsePartial found unknown keys in;
+	// compile errors about those sections (a missing action, say) follow
+	// from the typo and are not reported again.
+	Incomplete []Pos `yaml:"-"`
 }
 
 // Paths say how request paths are made canonical.
@@ -269,8 +273,20 @@ type Log struct {
 }
 
 // Parse decodes a policy. name is used in error positions. All shape errors
-// are returned together.
+// are returned together, and no config comes back with them.
 func Parse(name string, data []byte) (*Config, error) {
+	cfg, err := ParsePartial(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// ParsePartial is Parse for `warden check`: with shape errors it still
+// returns what could be decoded (nil only for invalid YAML), so that the
+// compile errors of the rest can be reported in the same run. A partial
+// config must never serve.
+func ParsePartial(name string, data []byte) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
@@ -283,10 +299,8 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg := &Config{}
 	d.decode(&root, reflect.ValueOf(cfg).Elem(), "config")
 	cfg.Pos = Pos{File: name, Line: 1}
-	if err := d.errs.Err(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	cfg.Incomplete = d.incomplete
+	return cfg, d.errs.Err()
 }
 
 // Load reads and decodes a policy file.

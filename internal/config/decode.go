@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +48,10 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := e.Pos.String() + ": " + e.Msg
+	s := e.Msg
+	if p := e.Pos.String(); p != "" {
+		s = p + ": " + s
+	}
 	if e.Hint != "" {
 		s += " (" + e.Hint + ")"
 	}
@@ -59,6 +63,16 @@ type Errors []*Error
 
 func (es *Errors) add(p Pos, hint, format string, args ...any) {
 	*es = append(*es, &Error{Pos: p, Msg: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+// Sort orders errors by file and line, the order an operator fixes them in.
+func (es Errors) Sort() {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].Pos.File != es[j].Pos.File {
+			return es[i].Pos.File < es[j].Pos.File
+		}
+		return es[i].Pos.Line < es[j].Pos.Line
+	})
 }
 
 // Err returns the collected errors joined, or nil.
@@ -80,6 +94,9 @@ func (es Errors) Err() error {
 type decoder struct {
 	file string
 	errs Errors
+	// incomplete are the sections that held an unknown key: what compiles
+	// from them may be missing the setting the operator meant to give.
+	incomplete []Pos
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos { return Pos{File: d.file, Line: n.Line, Col: n.Column} }
@@ -257,6 +274,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 				hint = "known keys: " + strings.Join(names, ", ")
 			}
 			d.errs.add(d.pos(k), hint, "unknown key %q in %s", k.Value, what)
+			d.incomplete = append(d.incomplete, d.pos(n))
 			continue
 		}
 		if seen[k.Value] {

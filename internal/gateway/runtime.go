@@ -160,6 +160,7 @@ func Build(cfg *config.Config, opt Options, onUpstreamError proxy.ErrorFunc) (*R
 	// Longest prefix first.
 	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
 	if len(errs) > 0 {
+		errs.Sort()
 		return nil, errs.Err()
 	}
 	return rt, nil

@@ -167,6 +167,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header.Del(h)
 		}
 	}
+	// The upstream sees warden's request id, not one the client made up,
+	// so its logs and warden's decision log line up.
+	r.Header.Set("X-Request-Id", id)
 	if p := rt.Policy.Principal(&req, now); p != nil {
 		route.proxy.ServeAs(w, r, &req, p.ID, p.Roles)
 		return

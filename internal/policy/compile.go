@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/warden-gateway/warden/internal/canonical"
@@ -108,7 +109,8 @@ func (c *compiler) compileCanonical() {
 }
 
 func (c *compiler) compileLists() {
-	for name, l := range c.cfg.IPLists {
+	for _, name := range sortedKeys(c.cfg.IPLists) {
+		l := c.cfg.IPLists[name]
 		set := &ipmatch.Set{}
 		for _, s := range l.CIDRs {
 			pfx, err := ipmatch.ParsePrefix(s.Value)
@@ -160,10 +162,7 @@ func (c *compiler) ipSet(inline, lists []config.Scalar, key string) (*ipmatch.Se
 }
 
 func (c *compiler) knownLists() string {
-	var names []string
-	for n := range c.cfg.IPLists {
-		names = append(names, n)
-	}
+	names := sortedKeys(c.cfg.IPLists)
 	if len(names) == 0 {
 		return "define it under ip_lists"
 	}
@@ -361,3 +360,12 @@ func defaultReason(code decision.ReasonCode) string {
 }
 
 var _ = identity.Chain(nil)
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
