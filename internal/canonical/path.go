@@ -135,6 +135,10 @@ func decode(raw string, opt PathOptions) (string, error) {
 		switch {
 		case c == '#' && !encoded:
 			return "", &PathError{raw, "contains a raw '#': fragments are never sent to a server"}
+		case c == '?' && !encoded:
+			// FillFrom splits the query off first; a '?' here is a caller
+			// passing a target, not a path.
+			return "", &PathError{raw, "contains a raw '?': split the query off first"}
 		case (c == '?' || c == '#') && encoded:
 			// Servers that decode the whole target before splitting it
 			// (Apache mod_rewrite CVE-2024-38474, proxies that re-send the

@@ -293,7 +293,13 @@ func ParsePartial(name string, data []byte) (*Config, error) {
 		if err.Error() == "EOF" {
 			return &Config{Pos: Pos{File: name}}, nil
 		}
-		return nil, &Error{Pos: Pos{File: name, Line: yamlErrLine(err)}, Msg: "not valid YAML: " + trimYAMLErr(err)}
+		line := yamlErrLine(err)
+		if line == 0 {
+			// yaml.v3 names no line for what it finds at the end of the
+			// input ("unexpected end of stream"): that is the last line.
+			line = 1 + bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n"))
+		}
+		return nil, &Error{Pos: Pos{File: name, Line: line}, Msg: "not valid YAML: " + trimYAMLErr(err)}
 	}
 	d := &decoder{file: name}
 	cfg := &Config{}
