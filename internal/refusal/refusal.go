@@ -207,7 +207,7 @@ func renderText(p *Problem) []byte {
 	if adv := advice(decision.ReasonCode(p.Code)); adv.Text != "" {
 		b.WriteString("what you can do: " + adv.Text + "\n")
 	}
-	b.WriteString("request id: " + p.RequestID + "\n")
+	b.WriteString("request id: " + sanitizeLine(p.RequestID) + "\n")
 	return b.Bytes()
 }
 
