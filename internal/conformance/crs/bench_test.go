@@ -208,13 +208,13 @@ func BenchmarkWAFFront(b *testing.B) {
 }
 
 // BenchmarkWAFFrontInterleaved compares the fronts under the same
-// conditions: the b.N requests go in alternating phases of benchPhase
-// requests, all clients on one front, then all on the other, so that
+// conditions: the b.N requests go in alternating phases of up to
+// benchPhase requests, all clients on one front, then all on the other, so that
 // anything else the machine does weighs on both alike. It reports each
 // front's req/s over its own phases and warden's rate over the
 // middleware's.
 func BenchmarkWAFFrontInterleaved(b *testing.B) {
-	const benchPhase = 128
+	const benchPhase = 32
 	fronts := startFronts(b)
 	workers := benchParallelism * runtime.GOMAXPROCS(0)
 	for _, req := range benchRequests {
@@ -222,9 +222,10 @@ func BenchmarkWAFFrontInterleaved(b *testing.B) {
 			served := make([]int, len(fronts))
 			spent := make([]time.Duration, len(fronts))
 			remaining := b.N
+			phaseLen := max(1, min(benchPhase, b.N/(2*len(fronts)))) // at least two phases each
 			for phase := 0; remaining > 0; phase++ {
 				i := phase % len(fronts)
-				n := min(benchPhase, remaining)
+				n := min(phaseLen, remaining)
 				var next atomic.Int64
 				var wg sync.WaitGroup
 				start := time.Now()
@@ -260,7 +261,7 @@ func BenchmarkWAFFrontInterleaved(b *testing.B) {
 // requests go straight to the gateway's ServeHTTP, so that nothing but
 // warden's own work is measured. For scale, waf-refused is what the WAF's
 // work costs: an attack from an allowed address, refused by the CRS. The
-// sub-benchmark on-vs-off alternates phases of 1024 IP-refused requests
+// sub-benchmark on-vs-off alternates phases of up to 1024 IP-refused requests
 // between the two servers, so the ratio holds on a busy machine.
 func BenchmarkIPRefused(b *testing.B) {
 	const policy = `
@@ -311,14 +312,14 @@ handle:
 		})
 	}
 	b.Run("on-vs-off", func(b *testing.B) {
-		const phase = 1024
 		pair := servers[:2] // waf-off, waf-on
+		phaseLen := max(1, min(1024, b.N/4))
 		var spent [2]time.Duration
 		var served [2]int
 		remaining := b.N
 		for p := 0; remaining > 0; p++ {
 			i := p % 2
-			n := min(phase, remaining)
+			n := min(phaseLen, remaining)
 			start := time.Now()
 			for range n {
 				pair[i].srv.ServeHTTP(httptest.NewRecorder(), pair[i].req)
