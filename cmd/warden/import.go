@@ -1,0 +1,74 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/warden-gateway/warden/internal/importer"
+)
+
+const importUsage = `usage:
+  warden import nginx FILE                        translate an nginx configuration
+  warden import htaccess --root DOCROOT FILE...   translate .htaccess files or <Directory> blocks
+
+The warden config goes to stdout. Every directive that is not translated, or
+translated only approximately, is listed on stderr as
+  FILE:LINE: not translated: <directive> (<why>)
+  FILE:LINE: approximate: <directive> (<why>)
+`
+
+// cmdImport translates nginx or Apache access control into a warden config.
+// It exits 0 when a config was written (notes or not), 1 when the input
+// cannot be read or parsed, 2 on a usage error.
+func cmdImport(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, importUsage)
+		return 2
+	}
+	var res *importer.Result
+	var err error
+	switch args[0] {
+	case "nginx":
+		fl := flag.NewFlagSet("import nginx", flag.ContinueOnError)
+		fl.Usage = func() { fmt.Fprint(os.Stderr, importUsage) }
+		if err := fl.Parse(args[1:]); err != nil {
+			return 2
+		}
+		if fl.NArg() != 1 {
+			fmt.Fprint(os.Stderr, importUsage)
+			return 2
+		}
+		res, err = importer.Nginx(fl.Arg(0))
+	case "htaccess":
+		fl := flag.NewFlagSet("import htaccess", flag.ContinueOnError)
+		fl.Usage = func() { fmt.Fprint(os.Stderr, importUsage) }
+		root := fl.String("root", "", "the site's DocumentRoot")
+		if err := fl.Parse(args[1:]); err != nil {
+			return 2
+		}
+		if *root == "" || fl.NArg() == 0 {
+			fmt.Fprint(os.Stderr, importUsage)
+			return 2
+		}
+		res, err = importer.Htaccess(*root, fl.Args()...)
+	case "help", "-h", "--help":
+		fmt.Print(importUsage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "warden import: unknown source %q\n\n%s", args[0], importUsage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warden import: %v\n", err)
+		return 1
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintln(os.Stderr, n)
+	}
+	if _, err := os.Stdout.Write(res.YAML); err != nil {
+		fmt.Fprintf(os.Stderr, "warden import: write: %v\n", err)
+		return 1
+	}
+	return 0
+}
