@@ -608,6 +608,15 @@ var nginxCases = []diffCase{
 `,
 	},
 	{
+		name: "server-level-referer-check",
+		nginx: `
+    valid_referers none server_names *.example.org;
+    if ($invalid_referer) { return 403; }
+    location /img/ { valid_referers server_names; }
+    location /pub/ { autoindex on; deny 127.0.0.5; }
+`,
+	},
+	{
 		name: "location-selection",
 		nginx: `
     location = /a.txt { return 403; }

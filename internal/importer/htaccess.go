@@ -244,7 +244,6 @@ type apEffective struct {
 type apTranslator struct {
 	docroot string
 	scopes  map[string]*apScope
-	order   []string // prefixes in the order first seen
 	notes   []Note
 	// htpasswd is the first AuthUserFile in use.
 	htpasswd *apDirective
@@ -284,7 +283,6 @@ func (t *apTranslator) scope(prefix string, decl *apDirective) *apScope {
 	if !ok {
 		s = &apScope{prefix: prefix, decl: decl}
 		t.scopes[prefix] = s
-		t.order = append(t.order, prefix)
 	}
 	return s
 }

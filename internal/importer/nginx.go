@@ -118,10 +118,6 @@ type ngxLocation struct {
 	eff ngxSettings
 	// parent is the enclosing location of a nested one.
 	parent *ngxLocation
-	// final marks a prefix location that wins over regex locations: a ^~
-	// one and the locations nested in it, or (approximately) a prefix
-	// inside a ^~ one.
-	final bool
 }
 
 // top is the outermost location enclosing l (l itself when not nested).
@@ -595,7 +591,6 @@ func (t *ngxTranslator) orderedLocations() []*ngxLocation {
 			// nginx skips the regex locations when the prefix location it
 			// found at the top level is ^~, whatever is nested in it.
 			if l.top().mod == "^~" {
-				l.final = true
 				final = append(final, l)
 			} else {
 				prefix = append(prefix, l)
@@ -615,7 +610,6 @@ func (t *ngxTranslator) orderedLocations() []*ngxLocation {
 			t.note(l.d, Approximate, fmt.Sprintf("it lies inside %s: regex locations are not tried for its paths, while nginx tries them", inside.label()))
 		}
 		if inside != nil {
-			l.final = true
 			final = append(final, l)
 		} else {
 			plain = append(plain, l)
