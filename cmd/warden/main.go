@@ -18,6 +18,8 @@ usage:
                                                    show the decision for one request and its trace
   warden hash-key KEY                              print the sha256: form of an API key for the policy
   warden token   --key FILE [--sub S] [--role R]... mint a JWT with a local key (for trying policies)
+  warden import nginx FILE | import htaccess --root DOCROOT FILE
+                                                   translate nginx / Apache access rules into a warden policy
   warden doctor  --config FILE                     list files the server would refuse as unreadable, with the fix
   warden version
 `
@@ -45,6 +47,8 @@ func run(args []string) int {
 		return cmdToken(rest)
 	case "doctor":
 		return cmdDoctor(rest)
+	case "import":
+		return cmdImport(rest)
 	case "version", "--version", "-v":
 		fmt.Println("warden", version)
 		return 0
