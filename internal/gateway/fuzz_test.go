@@ -71,3 +71,22 @@ func FuzzFramer(f *testing.F) {
 		}
 	})
 }
+
+// TestFramerDoesNotAllocate: following a keep-alive connection costs no
+// allocation per request once its buffers have grown.
+func TestFramerDoesNotAllocate(t *testing.T) {
+	req := []byte("POST /api/v1/items/0123456789abcdef0123456789abcdef?with=a&long=query HTTP/1.1\r\nHost: example.com\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36\r\nContent-Length: 5\r\nAccept: */*\r\n\r\nhello")
+	f := framer{maxBlock: DefaultMaxHeaderBytes + 4096, first: true}
+	method, target := "POST", "/api/v1/items/0123456789abcdef0123456789abcdef?with=a&long=query"
+	run := func() {
+		f.scan(req)
+		if why := f.pop(requestKey(method, target)); why != "" {
+			t.Fatal(why)
+		}
+	}
+	run()
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Errorf("%v allocations per request", n)
+	}
+}

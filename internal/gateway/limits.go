@@ -302,6 +302,19 @@ func requestKey(method, target string) uint64 {
 	return h
 }
 
+// requestKeyBytes is requestKey over the wire bytes.
+func requestKeyBytes(method, target []byte) uint64 {
+	h := fnvOffset
+	for _, c := range method {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	h = (h ^ ' ') * fnvPrime
+	for _, c := range target {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	return h
+}
+
 const (
 	fnvOffset uint64 = 14695981039346656037
 	fnvPrime  uint64 = 1099511628211
@@ -469,7 +482,7 @@ func (f *framer) blockLine(line []byte, crlf bool) {
 		f.key, f.http10, f.nCL, f.nTE, f.clBad, f.teBad, f.bodyLen, f.why = 0, false, 0, 0, false, false, 0, ""
 		method, rest, ok1 := cutByte(line, ' ')
 		target, proto, ok2 := cutByte(rest, ' ')
-		f.key = requestKey(string2(method), string2(target))
+		f.key = requestKeyBytes(method, target)
 		switch {
 		case !ok1 || !ok2:
 			f.why = "the request line is malformed"
@@ -617,10 +630,6 @@ func cutByte(b []byte, sep byte) (before, after []byte, found bool) {
 	}
 	return b, nil, false
 }
-
-// string2 converts for hashing; the compiler does not allocate for a
-// conversion that does not escape.
-func string2(b []byte) string { return string(b) }
 
 func trimOWS(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {

@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -181,6 +182,12 @@ handle:
 	}
 
 	// Keep-alive clients, opened in batches so the accept queue keeps up.
+	// WARDEN_LOAD_DIRECT=1 sends them to the upstream itself, for a
+	// baseline of what the harness and the machine manage without warden.
+	target := w.addr
+	if os.Getenv("WARDEN_LOAD_DIRECT") == "1" {
+		target = up.Listener.Addr().String()
+	}
 	all := make([][]time.Duration, nClients)
 	for i := 0; i < nClients; i++ {
 		if i%250 == 0 {
@@ -205,7 +212,7 @@ handle:
 				}
 				if c == nil {
 					var err error
-					if c, err = net.DialTimeout("tcp", w.addr, 10*time.Second); err != nil {
+					if c, err = net.DialTimeout("tcp", target, 10*time.Second); err != nil {
 						atomic.AddInt64(&fig.errors, 1)
 						time.Sleep(time.Second)
 						continue
@@ -239,6 +246,8 @@ handle:
 
 	// Run, sampling the peaks.
 	begin := time.Now()
+	cpuBefore := cpuTime()
+	loadBefore := loadAverage()
 	tick := time.NewTicker(5 * time.Second)
 	var last int64
 	for time.Since(begin) < duration {
@@ -260,6 +269,11 @@ handle:
 	}
 	slices.Sort(fig.latencies)
 
+	p50, p90, p99, p999, pmax := fig.pct(0.5), fig.pct(0.9), fig.pct(0.99), fig.pct(0.999), fig.pct(1)
+	fig.latencies, all = nil, nil
+	cpu := cpuTime() - cpuBefore
+	loadAfter := loadAverage()
+
 	// After: no goroutine or heap growth once the clients are gone.
 	w.rt.Close()
 	afterG := settle(baseG+50, 30*time.Second)
@@ -275,13 +289,16 @@ handle:
   duration:           %v
   requests:           %d (%.0f/s), errors %d, reconnects %d
   latency:            p50 %v  p90 %v  p99 %v  p99.9 %v  max %v
+  CPU:                %.1f s for warden, upstream and clients together (%.0f µs per request)
+  machine load:       %s at start, %s at end (2 cores; other work on the machine shows here)
   peak:               %d goroutines, %.0f MiB heap in use
   goroutines:         %d before, %d after
   heap in use:        %.1f MiB before, %.1f MiB after`,
 		nClients, interval, interval/2, nSlow, fig.slowConns, fig.slowServed, fig.slowMaxHold.Round(time.Millisecond),
 		elapsed.Round(time.Second), fig.requests, rps, fig.errors, fig.reconnects,
-		fig.pct(0.5).Round(10*time.Microsecond), fig.pct(0.9).Round(10*time.Microsecond), fig.pct(0.99).Round(10*time.Microsecond),
-		fig.pct(0.999).Round(10*time.Microsecond), fig.pct(1).Round(10*time.Microsecond),
+		p50.Round(10*time.Microsecond), p90.Round(10*time.Microsecond), p99.Round(10*time.Microsecond),
+		p999.Round(10*time.Microsecond), pmax.Round(10*time.Microsecond),
+		cpu.Seconds(), float64(cpu.Microseconds())/float64(max(fig.requests, 1)), loadBefore, loadAfter,
 		fig.peakGoroutines, mib(fig.peakHeap), baseG, afterG, mib(baseHeap), mib(afterHeap))
 
 	if afterG > baseG+50 {
@@ -306,3 +323,25 @@ handle:
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// cpuTime is the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAverage is the one-minute load average, where the system says it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
