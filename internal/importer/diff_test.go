@@ -105,6 +105,8 @@ var defaultPaths = []string{
 	"/internal/", "/internal/a.txt",
 	"/deep/a.txt", "/deep/er/a.txt", "/deep/er/",
 	"/private/a.txt",
+	// Spellings that canonicalize to the paths above.
+	"/%61dmin/a.txt", "//admin/a.txt", "/admin/./a.txt", "/pub/../admin/a.txt", "/img/logo%2Epng",
 }
 
 // variant is one way of asking: a Referer and credentials.

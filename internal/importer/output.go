@@ -15,6 +15,7 @@ package importer
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -328,16 +329,27 @@ func (r *ruleOut) describe() string {
 }
 
 // dedupeNotes drops repeated notes (a directive inherited by several
-// locations is reported once), keeping the first of each.
+// locations is reported once) and orders them by file, in the order files
+// were first mentioned, then by line.
 func dedupeNotes(notes []Note) []Note {
 	seen := map[Note]bool{}
+	fileOrder := map[string]int{}
 	var out []Note
 	for _, n := range notes {
+		if _, ok := fileOrder[n.File]; !ok {
+			fileOrder[n.File] = len(fileOrder)
+		}
 		if !seen[n] {
 			seen[n] = true
 			out = append(out, n)
 		}
 	}
+	slices.SortStableFunc(out, func(a, b Note) int {
+		if d := fileOrder[a.File] - fileOrder[b.File]; d != 0 {
+			return d
+		}
+		return a.Line - b.Line
+	})
 	return out
 }
 
