@@ -25,47 +25,48 @@ type shape struct {
 
 // Sources, named once.
 const (
-	srcApache41773  = "Apache httpd CVE-2021-41773 (.%2e traversal)"
-	srcApache42013  = "Apache httpd CVE-2021-42013 (double-encoded %%32%65)"
-	srcApache38474  = "Apache httpd CVE-2024-38474/38475 (encoded '?' truncates the path; Orange Tsai, Confusion Attacks 2024)"
-	srcIISDouble    = "IIS CVE-2001-0333 (double decoding, %255c)"
-	srcIISUnicode   = "IIS CVE-2000-0884 (overlong UTF-8 %c0%af)"
-	srcIISPercentU  = "IIS %uXXXX encoding (non-standard, decoded by IIS and ASP.NET)"
-	srcIISShort     = "IIS 8.3 short names (Soroush Dalili, tilde enumeration, 2012)"
-	srcNTFSADS      = "IIS CVE-1999-0278 (NTFS ::$DATA stream)"
-	srcWindowsTrail = "Windows trailing dot/space stripping (CWE-41; IIS, Apache on Windows)"
-	srcBackslash    = "backslash as separator (IIS, Windows; Envoy CVE-2021-29492 %5C)"
-	srcTomcat       = "Tomcat/Jetty path parameters ..;/ (Orange Tsai, Breaking Parser Logic, Black Hat 2018)"
-	srcShiro1957    = "Apache Shiro CVE-2020-1957 (/;/ and ;)"
-	srcShiro11989   = "Apache Shiro CVE-2020-11989 (%25%32%66 double-encoded slash)"
-	srcShiro13933   = "Apache Shiro CVE-2020-13933 (%3b)"
-	srcShiro17523   = "Apache Shiro CVE-2020-17523 (trailing space)"
-	srcSpring5007   = "Spring Security/MVC CVE-2016-5007 (whitespace trimmed in segments)"
-	srcSpring22978  = "Spring Security CVE-2022-22978 / Shiro CVE-2022-32532 (CR/LF in path vs regex matchers)"
-	srcSpring20860  = "Spring Framework CVE-2023-20860 (** patterns) and trailing-slash matching (Spring, Django APPEND_SLASH, Flask strict_slashes)"
-	srcEnvoy9901    = "Envoy CVE-2019-9901 (dot segments not normalized)"
-	srcEnvoy29492   = "Envoy CVE-2021-29492 (escaped slash %2F not normalized)"
-	srcEnvoy9900    = "Envoy CVE-2019-9900 / NUL truncation (CWE-158)"
-	srcNginxAlias   = "nginx alias off-by-slash /static../ (Orange Tsai, Black Hat 2018)"
-	srcCase         = "case-insensitive file systems and routers (IIS, Spring setCaseSensitive(false); CWE-178)"
-	srcBestFit      = "Unicode best-fit/NFKC folding (Orange Tsai, WorstFit 2025; PHP CVE-2024-4577; CWE-176)"
-	srcCaseFold     = "Unicode case mapping to ASCII (dotless i, long s, Kelvin sign; GitHub 2019 password reset, CWE-178)"
-	srcControl      = "control characters in paths (CWE-20; Shiro CVE-2022-32532)"
-	srcInvalidUTF8  = "invalid UTF-8 in paths (CWE-176)"
-	srcTraefik47106 = "Traefik CVE-2023-47106 (fragment forwarded to the backend)"
-	srcAbsolute     = "absolute-form request target (RFC 9112 3.2.2; James Kettle, Cracking the Lens 2017)"
-	srcHost         = "Host header tricks (James Kettle, Practical HTTP Host header attacks 2013 / Cracking the Lens 2017)"
-	srcHTTP10       = "HTTP/1.0 without Host (RFC 9112 3.2; virtual-host fallbacks)"
-	srcMethodCase   = "lower-case methods upper-cased by frameworks (Werkzeug, Rails; CWE-178)"
-	srcMethodOther  = "methods a rule does not list (HEAD/OPTIONS/TRACE/WebDAV verb tampering, CWE-650)"
-	srcSymfony      = "Symfony/Zend X-Original-URL / X-Rewrite-URL CVE-2018-14773"
-	srcNextjs       = "Next.js middleware bypass CVE-2025-29927 (x-middleware-subrequest)"
-	srcMethodOvr    = "method-override headers (Rails, Express method-override, Symfony; CWE-650)"
-	srcXFF          = "client-address spoofing through forwarding headers (CWE-348, CWE-290; OWASP WSTG-INPV)"
-	srcTraefikHop   = "Traefik CVE-2024-45410 (Connection header removes forwarding headers)"
-	srcIdentity     = "forged identity headers from the client (CWE-290; oauth2-proxy/Pomerium-style X-Forwarded-User trust)"
-	srcCreds        = "credential confusion (duplicate keys, alg:none JWT CVE-2015-9235, hash as key)"
-	srcSmuggling    = "HTTP request smuggling (James Kettle, HTTP Desync Attacks 2019; CVE-2019-16276 Go, CVE-2022-32213 Node)"
+	srcApache41773   = "Apache httpd CVE-2021-41773 (.%2e traversal)"
+	srcApache42013   = "Apache httpd CVE-2021-42013 (double-encoded %%32%65)"
+	srcApache38474   = "Apache httpd CVE-2024-38474/38475 (encoded '?' truncates the path; Orange Tsai, Confusion Attacks 2024)"
+	srcIISDouble     = "IIS CVE-2001-0333 (double decoding, %255c)"
+	srcIISUnicode    = "IIS CVE-2000-0884 (overlong UTF-8 %c0%af)"
+	srcIISPercentU   = "IIS %uXXXX encoding (non-standard, decoded by IIS and ASP.NET)"
+	srcIISShort      = "IIS 8.3 short names (Soroush Dalili, tilde enumeration, 2012)"
+	srcNTFSADS       = "IIS CVE-1999-0278 (NTFS ::$DATA stream)"
+	srcWindowsTrail  = "Windows trailing dot/space stripping (CWE-41; IIS, Apache on Windows)"
+	srcBackslash     = "backslash as separator (IIS, Windows; Envoy CVE-2021-29492 %5C)"
+	srcTomcat        = "Tomcat/Jetty path parameters ..;/ (Orange Tsai, Breaking Parser Logic, Black Hat 2018)"
+	srcShiro1957     = "Apache Shiro CVE-2020-1957 (/;/ and ;)"
+	srcShiro11989    = "Apache Shiro CVE-2020-11989 (%25%32%66 double-encoded slash)"
+	srcShiro13933    = "Apache Shiro CVE-2020-13933 (%3b)"
+	srcShiro17523    = "Apache Shiro CVE-2020-17523 (trailing space)"
+	srcSpring5007    = "Spring Security/MVC CVE-2016-5007 (whitespace trimmed in segments)"
+	srcSpring22978   = "Spring Security CVE-2022-22978 / Shiro CVE-2022-32532 (CR/LF in path vs regex matchers)"
+	srcSpring20860   = "Spring Framework CVE-2023-20860 (** patterns) and trailing-slash matching (Spring, Django APPEND_SLASH, Flask strict_slashes)"
+	srcEnvoy9901     = "Envoy CVE-2019-9901 (dot segments not normalized)"
+	srcEnvoy29492    = "Envoy CVE-2021-29492 (escaped slash %2F not normalized)"
+	srcEnvoy9900     = "Envoy CVE-2019-9900 / NUL truncation (CWE-158)"
+	srcNginxAlias    = "nginx alias off-by-slash /static../ (Orange Tsai, Black Hat 2018)"
+	srcCase          = "case-insensitive file systems and routers (IIS, Spring setCaseSensitive(false); CWE-178)"
+	srcBestFit       = "Unicode best-fit/NFKC folding (Orange Tsai, WorstFit 2025; PHP CVE-2024-4577; CWE-176)"
+	srcCaseFold      = "Unicode case mapping to ASCII (dotless i, long s, Kelvin sign; GitHub 2019 password reset, CWE-178)"
+	srcControl       = "control characters in paths (CWE-20; Shiro CVE-2022-32532)"
+	srcInvalidUTF8   = "invalid UTF-8 in paths (CWE-176)"
+	srcTraefik47106  = "Traefik CVE-2023-47106 (fragment forwarded to the backend)"
+	srcAbsolute      = "absolute-form request target (RFC 9112 3.2.2; James Kettle, Cracking the Lens 2017)"
+	srcHost          = "Host header tricks (James Kettle, Practical HTTP Host header attacks 2013 / Cracking the Lens 2017)"
+	srcHTTP10        = "HTTP/1.0 without Host (RFC 9112 3.2; virtual-host fallbacks)"
+	srcMethodCase    = "lower-case methods upper-cased by frameworks (Werkzeug, Rails; CWE-178)"
+	srcMethodOther   = "methods a rule does not list (HEAD/OPTIONS/TRACE/WebDAV verb tampering, CWE-650)"
+	srcSymfony       = "Symfony/Zend X-Original-URL / X-Rewrite-URL CVE-2018-14773"
+	srcNextjs        = "Next.js middleware bypass CVE-2025-29927 (x-middleware-subrequest)"
+	srcMethodOvr     = "method-override headers (Rails, Express method-override, Symfony; CWE-650)"
+	srcXFF           = "client-address spoofing through forwarding headers (CWE-348, CWE-290; OWASP WSTG-INPV)"
+	srcTraefikHop    = "Traefik CVE-2024-45410 (Connection header removes forwarding headers)"
+	srcIdentity      = "forged identity headers from the client (CWE-290; oauth2-proxy/Pomerium-style X-Forwarded-User trust)"
+	srcCreds         = "credential confusion (duplicate keys, alg:none JWT CVE-2015-9235, hash as key)"
+	srcCGIUnderscore = "header names with '_' that CGI/PHP read as '-' (nginx underscores_in_headers; CVE-2018-14773 via HTTP_X_ORIGINAL_URL)"
+	srcSmuggling     = "HTTP request smuggling (James Kettle, HTTP Desync Attacks 2019; CVE-2019-16276 Go, CVE-2022-32213 Node)"
 )
 
 // pathTricks turn a protected top-level name ("admin", "internal") into a
@@ -277,6 +278,9 @@ var spoofHeaders = []struct {
 	{"X-Remote-IP", srcXFF, []string{"X-Remote-IP: 10.0.0.1"}},
 	{"X-Remote-Addr", srcXFF, []string{"X-Remote-Addr: 10.0.0.1"}},
 	{"Client-IP", srcXFF, []string{"Client-IP: 10.0.0.1"}},
+	{"X_Real_IP (CGI reads _ as -)", srcCGIUnderscore, []string{"X_Real_IP: 10.0.0.1"}},
+	{"X_Forwarded_For (CGI reads _ as -)", srcCGIUnderscore, []string{"X_Forwarded_For: 10.0.0.1"}},
+	{"True_Client_IP (CGI reads _ as -)", srcCGIUnderscore, []string{"True_Client_IP: 10.0.0.1"}},
 	{"Connection drops X-Forwarded-For", srcTraefikHop, []string{"X-Real-IP: 10.0.0.1", "Connection: close, X-Forwarded-For"}},
 	{"Connection drops X-Real-IP", srcTraefikHop, []string{"X-Forwarded-For: 10.0.0.1", "Connection: X-Real-IP"}},
 }
@@ -318,6 +322,10 @@ func corpus() []shape {
 		shape{name: "X-Original-URL admin", source: srcSymfony, target: "/public/x", header: []string{"X-Original-URL: /admin/secret"}},
 		shape{name: "X-Rewrite-URL admin", source: srcSymfony, target: "/public/x", header: []string{"X-Rewrite-URL: /admin/secret"}},
 		shape{name: "x-original-url internal", source: srcSymfony, target: "/public/x", header: []string{"x-original-url: /internal/secret"}},
+		shape{name: "X_Original_URL (CGI reads _ as -)", source: srcCGIUnderscore, target: "/public/x", header: []string{"X_Original_URL: /admin/secret"}},
+		shape{name: "X_Rewrite_Url (CGI reads _ as -)", source: srcCGIUnderscore, target: "/public/x", header: []string{"X_Rewrite_Url: /internal/secret"}},
+		shape{name: "X_HTTP_Method_Override (CGI reads _ as -)", source: srcCGIUnderscore, method: "POST", target: "/public/x", header: []string{"X_HTTP_Method_Override: DELETE"}},
+		shape{name: "X_Warden_Roles (CGI reads _ as -)", source: srcCGIUnderscore, target: "/public/x", header: []string{"X_Warden_Roles: admin"}},
 		shape{name: "X-Original-URL on /", source: srcSymfony, target: "/", header: []string{"X-Original-URL: /admin"}},
 		shape{name: "X-Original-URL with absolute-form", source: srcSymfony, target: "http://x/public", header: []string{"X-Original-URL: /internal/"}},
 		shape{name: "x-middleware-subrequest (Next 12)", source: srcNextjs, target: "/admin/secret", header: []string{"x-middleware-subrequest: pages/_middleware"}},

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"path"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,27 @@ func (l *lenient) visits(id string) []visit {
 }
 
 func interpret(r *http.Request) visit {
+	// CGI and PHP read "X_Real_IP" and "X-Real-IP" alike (both become
+	// HTTP_X_REAL_IP), so underscores count as dashes here.
+	// Of two spellings, the underscore one is read first: the most
+	// generous reading for an attacker.
+	names := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		ui, uj := strings.Contains(names[i], "_"), strings.Contains(names[j], "_")
+		if ui != uj {
+			return ui
+		}
+		return names[i] < names[j]
+	})
+	h := http.Header{}
+	for _, k := range names {
+		nk := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+		h[nk] = append(h[nk], r.Header[k]...)
+	}
+	r.Header = h
 	v := visit{Target: r.RequestURI}
 	target := r.RequestURI
 	for _, h := range []string{"X-Original-Url", "X-Rewrite-Url"} {

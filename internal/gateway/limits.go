@@ -73,7 +73,8 @@ var overrideHeaders = []struct{ name, why string }{
 //     normalizes some of these shapes before a handler could see them, so
 //     the bytes are judged by the connection wrapper of WrapListener;
 //     requests that did not come through it skip this check.
-//   - override headers (X-Original-URL, X-HTTP-Method-Override, ...): 400.
+//   - override headers (X-Original-URL, X-HTTP-Method-Override, ...): 400;
+//     header names with '_' are dropped (CGI reads them as '-').
 //   - a declared Content-Length above max_body_bytes: 413 with code
 //     bad_request, before the body is read; a chunked body is cut off at the
 //     limit while it is read.
@@ -98,6 +99,15 @@ func (h *hardened) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				h.refuse(w, r, http.StatusBadRequest, "the request's framing is ambiguous: "+why, true)
 				return
 			}
+		}
+	}
+	for name := range r.Header {
+		if strings.IndexByte(name, '_') >= 0 {
+			// CGI, PHP and WSGI read "X_Real_IP" as X-Real-IP and
+			// "X_Original_URL" as X-Original-URL: such a header would pose
+			// as one warden sets, strips or refuses. Dropped before any
+			// rule, as nginx does by default (underscores_in_headers off).
+			delete(r.Header, name)
 		}
 	}
 	for _, o := range overrideHeaders {

@@ -471,3 +471,25 @@ func TestDefaultLimits(t *testing.T) {
 		t.Errorf("defaults not applied: %+v", hs)
 	}
 }
+
+// TestUnderscoreHeadersAreDropped: a header name with '_' never reaches the
+// upstream, which might read it as the '-' header warden controls.
+func TestUnderscoreHeadersAreDropped(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
+	defer up.Close()
+	addr, _ := startLimited(t, fmt.Sprintf(limPolicy, up.URL))
+	rs := exchange(t, addr, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX_Real_IP: 10.0.0.1\r\nX_Original_URL: /admin/\r\nX-Plain: kept\r\n\r\n")
+	if len(rs) != 1 || rs[0].status != 200 {
+		t.Fatalf("%+v", rs)
+	}
+	h := <-got
+	for name := range h {
+		if strings.Contains(name, "_") {
+			t.Errorf("upstream got %s: %q", name, h[name])
+		}
+	}
+	if h.Get("X-Plain") != "kept" || h.Get("X-Real-Ip") != "127.0.0.1" {
+		t.Errorf("upstream headers %v", h)
+	}
+}
