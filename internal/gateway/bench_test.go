@@ -15,6 +15,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,6 +219,23 @@ rules:
 // startBenchEnv starts the upstream, the bare proxy and the gateway, each on
 // its own 127.0.0.1 port; all stop when tb ends.
 func startBenchEnv(tb testing.TB) *benchEnv {
+	return startBenchEnvLabeled(tb, false)
+}
+
+// labeled wraps h so that a CPU profile splits by target (pprof -tags).
+// Only the load script's profiling run asks for it: it costs a little on
+// every request.
+func labeled(on bool, name string, h http.Handler) http.Handler {
+	if !on {
+		return h
+	}
+	labels := pprof.Labels("target", name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pprof.Do(r.Context(), labels, func(context.Context) { h.ServeHTTP(w, r) })
+	})
+}
+
+func startBenchEnvLabeled(tb testing.TB, label bool) *benchEnv {
 	tb.Helper()
 	env := &benchEnv{logLines: &lineCounter{}}
 
@@ -258,6 +277,7 @@ func startBenchEnv(tb testing.TB) *benchEnv {
 			IdleTimeout:       gateway.DefaultIdleTimeout,
 			MaxHeaderBytes:    gateway.DefaultMaxHeaderBytes,
 		}
+		hs.Handler = labeled(label, name, hs.Handler)
 		go hs.Serve(ln)
 		tb.Cleanup(func() { hs.Close() })
 		return newBenchTarget(name, ln)
@@ -294,6 +314,7 @@ func startBenchEnv(tb testing.TB) *benchEnv {
 	// checks, on WrapListener's connection limit and framing check.
 	gwLn := listenCounting(tb)
 	gw := gateway.NewHTTPServer("", srv, &cfg.Limits)
+	gw.Handler = labeled(label, "gateway", gw.Handler)
 	go gw.Serve(gateway.WrapListener(gwLn, &cfg.Limits))
 	tb.Cleanup(func() { gw.Close(); rt.Close() })
 	env.gateway = newBenchTarget("gateway", gwLn)
@@ -519,7 +540,8 @@ func BenchmarkGatewayVsBareProxy(b *testing.B) {
 // unless WARDEN_BENCH_SERVE_SECONDS is set; it writes "NAME URL" lines (bare,
 // bare-pooled, gateway) to the file WARDEN_BENCH_ADDRS names and serves
 // until that file is removed or for that many seconds (at most 600), so it
-// always ends by itself.
+// always ends by itself. With WARDEN_BENCH_CPUPROFILE it writes a CPU
+// profile there whose samples carry the label target=bare|bare-pooled|gateway.
 func TestServeForLoadScript(t *testing.T) {
 	secs, err := strconv.Atoi(os.Getenv("WARDEN_BENCH_SERVE_SECONDS"))
 	if err != nil || secs <= 0 {
@@ -530,7 +552,21 @@ func TestServeForLoadScript(t *testing.T) {
 	if addrs == "" {
 		t.Fatal("WARDEN_BENCH_ADDRS must name the file to write the addresses to")
 	}
-	env := startBenchEnv(t)
+	profile := os.Getenv("WARDEN_BENCH_CPUPROFILE")
+	env := startBenchEnvLabeled(t, profile != "")
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	out := fmt.Sprintf("bare %s\nbare-pooled %s\ngateway %s\n", env.bare.url, env.barePooled.url, env.gateway.url)
 	tmp := addrs + ".tmp"
 	if err := os.WriteFile(tmp, []byte(out), 0o644); err != nil {
