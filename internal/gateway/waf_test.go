@@ -25,10 +25,10 @@ import (
 	"github.com/warden-gateway/warden/internal/gateway"
 )
 
-// sqliQuery is q=1' OR '1'='1: at paranoia 1 only 942100 (SQL injection
+// wafSQLiQuery is q=1' OR '1'='1: at paranoia 1 only 942100 (SQL injection
 // found by libinjection, critical, score 5) matches it, which alone reaches
 // the default inbound threshold of 5.
-const sqliQuery = "q=1%27%20OR%20%271%27%3D%271"
+const wafSQLiQuery = "q=1%27%20OR%20%271%27%3D%271"
 
 // wafLog is warden's decision log as the tests read it.
 type wafLog struct {
@@ -160,41 +160,41 @@ func startWAFGateway(t *testing.T, configYAML, upstreamURL string) (string, *waf
 	return "http://" + ln.Addr().String(), log
 }
 
-// upstreamRecorder is a real upstream that keeps what it received.
-type upstreamRecorder struct {
+// wafUpstream is a real upstream that keeps what it received.
+type wafUpstream struct {
 	mu       sync.Mutex
-	requests []receivedRequest
+	requests []wafReceived
 }
 
-type receivedRequest struct {
+type wafReceived struct {
 	path, query string
 	header      http.Header
 	body        []byte
 	contentLen  int64
 }
 
-func (u *upstreamRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (u *wafUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	u.mu.Lock()
-	u.requests = append(u.requests, receivedRequest{r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), body, r.ContentLength})
+	u.requests = append(u.requests, wafReceived{r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), body, r.ContentLength})
 	u.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "upstream ok\n")
 }
 
-func (u *upstreamRecorder) received() []receivedRequest {
+func (u *wafUpstream) received() []wafReceived {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return slices.Clone(u.requests)
 }
 
-func startRecorder(t *testing.T) (*upstreamRecorder, string) {
+func startWAFUpstream(t *testing.T) (*wafUpstream, string) {
 	t.Helper()
-	rec := &upstreamRecorder{}
+	rec := &wafUpstream{}
 	up := httptest.NewServer(rec)
 	t.Cleanup(up.Close)
 	return rec, up.URL
@@ -255,8 +255,8 @@ func (c *wafClient) get(target string) wafResponse {
 	return c.do(http.MethodGet, target, "application/json", nil, nil)
 }
 
-// problemCode is the code field of a problem+json refusal.
-func problemCode(t *testing.T, r wafResponse) string {
+// wafProblemCode is the code field of a problem+json refusal.
+func wafProblemCode(t *testing.T, r wafResponse) string {
 	t.Helper()
 	var p struct {
 		Code      string `json:"code"`
@@ -271,17 +271,17 @@ func problemCode(t *testing.T, r wafResponse) string {
 	return p.Code
 }
 
-func wantRefused(t *testing.T, r wafResponse, status int, code string) {
+func wafWantRefused(t *testing.T, r wafResponse, status int, code string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d (%s); body: %s", r.status, status, code, r.body)
 	}
-	if got := problemCode(t, r); got != code {
+	if got := wafProblemCode(t, r); got != code {
 		t.Fatalf("code %q, want %q", got, code)
 	}
 }
 
-func wantServed(t *testing.T, r wafResponse) {
+func wafWantServed(t *testing.T, r wafResponse) {
 	t.Helper()
 	if r.status != http.StatusOK || string(r.body) != "upstream ok\n" {
 		t.Fatalf("status %d body %q, want the upstream's 200", r.status, r.body)
@@ -302,13 +302,13 @@ waf:
 // exclusion removes it on /search (by rule id, by tag, or for the argument
 // q only), and there only.
 func TestWAFTuningExcludesOnlyOnItsRoute(t *testing.T) {
-	rec, upURL := startRecorder(t)
+	rec, upURL := startWAFUpstream(t)
 
 	// Untuned: the payload is refused on /search, by 942100 alone.
 	base, log := startWAFGateway(t, wafBlockPL1, upURL)
 	c := newWAFClient(t, base)
-	r := c.get("/search?" + sqliQuery)
-	wantRefused(t, r, http.StatusForbidden, "waf_blocked")
+	r := c.get("/search?" + wafSQLiQuery)
+	wafWantRefused(t, r, http.StatusForbidden, "waf_blocked")
 	wr, ok := log.find(r.id, "waf")
 	if !ok || !slices.Equal(wr.list("rule_ids"), []string{"942100", "949110", "980170"}) {
 		t.Fatalf("untuned /search: waf record %v, want rule_ids [942100 949110 980170] (942100 alone reaching the threshold)", wr)
@@ -329,9 +329,9 @@ func TestWAFTuningExcludesOnlyOnItsRoute(t *testing.T) {
 			c := newWAFClient(t, base)
 			before := len(rec.received())
 
-			for _, target := range []string{"/search?" + sqliQuery, "/search/advanced?" + sqliQuery} {
+			for _, target := range []string{"/search?" + wafSQLiQuery, "/search/advanced?" + wafSQLiQuery} {
 				r := c.get(target)
-				wantServed(t, r)
+				wafWantServed(t, r)
 				// Nothing else adds up to the threshold: no WAF record at
 				// all, or one that would not block.
 				if wr, ok := log.find(r.id, "waf"); ok && (wr.str("would_block") != "false" || slices.Contains(wr.list("rule_ids"), "942100")) {
@@ -339,24 +339,24 @@ func TestWAFTuningExcludesOnlyOnItsRoute(t *testing.T) {
 				}
 			}
 			got := rec.received()[before:]
-			if len(got) != 2 || got[0].path != "/search" || got[0].query != sqliQuery {
-				t.Fatalf("upstream received %+v, want /search?%s first", got, sqliQuery)
+			if len(got) != 2 || got[0].path != "/search" || got[0].query != wafSQLiQuery {
+				t.Fatalf("upstream received %+v, want /search?%s first", got, wafSQLiQuery)
 			}
 
 			// Only on that route: elsewhere, including /searchx (a different
 			// segment), the same payload is still refused by 942100.
-			for _, target := range []string{"/other?" + sqliQuery, "/searchx?" + sqliQuery, "/?" + sqliQuery} {
+			for _, target := range []string{"/other?" + wafSQLiQuery, "/searchx?" + wafSQLiQuery, "/?" + wafSQLiQuery} {
 				r := c.get(target)
-				wantRefused(t, r, http.StatusForbidden, "waf_blocked")
+				wafWantRefused(t, r, http.StatusForbidden, "waf_blocked")
 				if wr, ok := log.find(r.id, "waf"); !ok || !slices.Contains(wr.list("rule_ids"), "942100") {
 					t.Errorf("%s: waf record %v, want 942100", target, wr)
 				}
 			}
 			other := c.get("/search?x=1%27%20OR%20%271%27%3D%271")
 			if tc.otherArgRefused {
-				wantRefused(t, other, http.StatusForbidden, "waf_blocked")
+				wafWantRefused(t, other, http.StatusForbidden, "waf_blocked")
 			} else {
-				wantServed(t, other)
+				wafWantServed(t, other)
 			}
 		})
 	}
@@ -367,12 +367,12 @@ func TestWAFTuningExcludesOnlyOnItsRoute(t *testing.T) {
 // id, and nothing about rules; the decision log holds the rule ids,
 // messages, anomaly score and the offending variable.
 func TestWAFRefusalSaysLittleLogSaysAll(t *testing.T) {
-	rec, upURL := startRecorder(t)
+	rec, upURL := startWAFUpstream(t)
 	base, log := startWAFGateway(t, wafBlockPL1, upURL)
 	c := newWAFClient(t, base)
 
 	for _, accept := range []string{"application/json", "text/html", "text/plain"} {
-		r := c.do(http.MethodGet, "/search?"+sqliQuery, accept, nil, nil)
+		r := c.do(http.MethodGet, "/search?"+wafSQLiQuery, accept, nil, nil)
 		if r.status != http.StatusForbidden || r.id == "" {
 			t.Fatalf("Accept %s: status %d, X-Request-Id %q; want 403 with an id", accept, r.status, r.id)
 		}
@@ -385,7 +385,7 @@ func TestWAFRefusalSaysLittleLogSaysAll(t *testing.T) {
 				t.Errorf("Accept %s: public body gives away %q:\n%s", accept, secret, body)
 			}
 		}
-		if accept == "application/json" && problemCode(t, r) != "waf_blocked" {
+		if accept == "application/json" && wafProblemCode(t, r) != "waf_blocked" {
 			t.Errorf("problem+json code is not waf_blocked: %s", body)
 		}
 
@@ -421,13 +421,13 @@ func TestWAFRefusalSaysLittleLogSaysAll(t *testing.T) {
 // served, and the decision log says it would have been blocked, and by
 // which rules.
 func TestWAFDetectModeServesAndLogsWouldBlock(t *testing.T) {
-	rec, upURL := startRecorder(t)
+	rec, upURL := startWAFUpstream(t)
 	base, log := startWAFGateway(t, strings.Replace(wafBlockPL1, "mode: block", "mode: detect", 1), upURL)
 	c := newWAFClient(t, base)
 
-	r := c.get("/search?" + sqliQuery)
-	wantServed(t, r)
-	if got := rec.received(); len(got) != 1 || got[0].query != sqliQuery {
+	r := c.get("/search?" + wafSQLiQuery)
+	wafWantServed(t, r)
+	if got := rec.received(); len(got) != 1 || got[0].query != wafSQLiQuery {
 		t.Fatalf("upstream received %+v, want the request with its query", got)
 	}
 	wr, ok := log.find(r.id, "waf")
@@ -442,7 +442,7 @@ func TestWAFDetectModeServesAndLogsWouldBlock(t *testing.T) {
 	}
 
 	benign := c.get("/search?q=knitting+patterns")
-	wantServed(t, benign)
+	wafWantServed(t, benign)
 	if wr, ok := log.find(benign.id, "waf"); ok {
 		t.Errorf("benign request: waf record %v", wr)
 	}
@@ -459,12 +459,12 @@ func TestWAFBodyOverLimit(t *testing.T) {
 
 	for _, action := range []string{"reject", "pass"} {
 		t.Run(action, func(t *testing.T) {
-			rec, upURL := startRecorder(t)
+			rec, upURL := startWAFUpstream(t)
 			base, log := startWAFGateway(t, wafBlockPL1+fmt.Sprintf("  body_limit: %d\n  body_over_limit: %s\n", limit, action), upURL)
 			c := newWAFClient(t, base)
 
 			// Within the limit the body is inspected: the attack in it is refused.
-			wantRefused(t, c.do(http.MethodPost, "/form", "application/json", strings.NewReader(under), form), http.StatusForbidden, "waf_blocked")
+			wafWantRefused(t, c.do(http.MethodPost, "/form", "application/json", strings.NewReader(under), form), http.StatusForbidden, "waf_blocked")
 
 			for _, sized := range []bool{true, false} {
 				var body io.Reader = strings.NewReader(over)
@@ -476,7 +476,7 @@ func TestWAFBodyOverLimit(t *testing.T) {
 				got := rec.received()[before:]
 				switch action {
 				case "reject":
-					wantRefused(t, r, http.StatusBadRequest, "bad_request")
+					wafWantRefused(t, r, http.StatusBadRequest, "bad_request")
 					if len(got) != 0 {
 						t.Errorf("sized=%v: the upstream received a rejected body", sized)
 					}
@@ -486,7 +486,7 @@ func TestWAFBodyOverLimit(t *testing.T) {
 						t.Errorf("sized=%v: %v: the attack in a body over the limit was inspected", sized, wr)
 					}
 				case "pass":
-					wantServed(t, r)
+					wafWantServed(t, r)
 					if len(got) != 1 || string(got[0].body) != over {
 						t.Fatalf("sized=%v: upstream received %d requests, want the whole %d-byte body once", sized, len(got), len(over))
 					}
@@ -611,7 +611,7 @@ func TestWAFUpstreamGetsTheBodySent(t *testing.T) {
 	// With a length, the inspected body keeps it: the upstream sees the
 	// same Content-Length and bytes, including ones a form parser would
 	// rewrite (+, %XX, a trailing &).
-	rec, recURL := startRecorder(t)
+	rec, recURL := startWAFUpstream(t)
 	base2, _ := startWAFGateway(t, wafBlockPL1, recURL)
 	c := newWAFClient(t, base2)
 	for _, body := range []string{
@@ -623,7 +623,7 @@ func TestWAFUpstreamGetsTheBodySent(t *testing.T) {
 			ct = "application/json"
 		}
 		before := len(rec.received())
-		wantServed(t, c.do(http.MethodPost, "/submit", "text/plain", strings.NewReader(body), http.Header{"Content-Type": {ct}}))
+		wafWantServed(t, c.do(http.MethodPost, "/submit", "text/plain", strings.NewReader(body), http.Header{"Content-Type": {ct}}))
 		got := rec.received()[before:]
 		if len(got) != 1 || string(got[0].body) != body || got[0].contentLen != int64(len(body)) {
 			t.Errorf("%s: upstream received %+v, want %q with Content-Length %d", ct, got, body, len(body))
@@ -638,7 +638,7 @@ func TestWAFUpstreamGetsTheBodySent(t *testing.T) {
 // allowed client's request has one, the blocked client's (carrying an
 // attack) has none, and is refused ip_blocked, not waf_blocked.
 func TestWAFNotRunForIPRefusedRequests(t *testing.T) {
-	rec, upURL := startRecorder(t)
+	rec, upURL := startWAFUpstream(t)
 	base, log := startWAFGateway(t, `
 trusted_proxies: [127.0.0.1]
 ip_lists:
@@ -655,15 +655,15 @@ rules:
 	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
 
 	allowed := c.do(http.MethodGet, "/search?q=knitting", "application/json", nil, from("198.51.100.20"))
-	wantServed(t, allowed)
+	wafWantServed(t, allowed)
 	wr, ok := log.find(allowed.id, "waf")
 	if !ok || !slices.Equal(wr.list("rule_ids"), []string{"10001"}) {
 		t.Fatalf("allowed request: waf record %v, want the transaction marker 10001 alone", wr)
 	}
 
 	wafRecords := log.count("waf")
-	refused := c.do(http.MethodGet, "/search?"+sqliQuery, "application/json", nil, from("203.0.113.9"))
-	wantRefused(t, refused, http.StatusForbidden, "ip_blocked")
+	refused := c.do(http.MethodGet, "/search?"+wafSQLiQuery, "application/json", nil, from("203.0.113.9"))
+	wafWantRefused(t, refused, http.StatusForbidden, "ip_blocked")
 	if recs := log.forRequest(refused.id); len(recs) != 1 || recs[0].msg != "decision" || recs[0].str("rule") != "blocked-addresses" {
 		t.Errorf("IP-refused request: records %v, want only the decision of rule blocked-addresses", recs)
 	}
@@ -689,7 +689,7 @@ func TestWAFResponseInspectionKeepsRequestIDOnUpstreamErrors(t *testing.T) {
 	c := newWAFClient(t, base)
 
 	r := c.get("/page")
-	wantRefused(t, r, http.StatusBadGateway, "upstream_error")
+	wafWantRefused(t, r, http.StatusBadGateway, "upstream_error")
 	if dr, ok := log.find(r.id, "decision"); !ok || dr.str("code") != "upstream_error" {
 		t.Errorf("no upstream_error decision logged under request id %q", r.id)
 	}
