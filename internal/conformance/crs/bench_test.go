@@ -212,7 +212,9 @@ func BenchmarkWAFFront(b *testing.B) {
 // benchPhase requests, all clients on one front, then all on the other, so that
 // anything else the machine does weighs on both alike. It reports each
 // front's req/s over its own phases and warden's rate over the
-// middleware's.
+// middleware's, and the process CPU time per request in each front's phases
+// (client, front and upstream; other processes' load does not count), with
+// the middleware's CPU per request over warden's: above 1, warden is cheaper.
 func BenchmarkWAFFrontInterleaved(b *testing.B) {
 	const benchPhase = 32
 	fronts := startFronts(b)
@@ -221,6 +223,7 @@ func BenchmarkWAFFrontInterleaved(b *testing.B) {
 		b.Run(req.name, func(b *testing.B) {
 			served := make([]int, len(fronts))
 			spent := make([]time.Duration, len(fronts))
+			cpu := make([]time.Duration, len(fronts))
 			remaining := b.N
 			phaseLen := max(1, min(benchPhase, b.N/(2*len(fronts)))) // at least two phases each
 			for phase := 0; remaining > 0; phase++ {
@@ -228,7 +231,7 @@ func BenchmarkWAFFrontInterleaved(b *testing.B) {
 				n := min(phaseLen, remaining)
 				var next atomic.Int64
 				var wg sync.WaitGroup
-				start := time.Now()
+				start, startCPU := time.Now(), processCPU()
 				for range workers {
 					wg.Go(func() {
 						for next.Add(1) <= int64(n) {
@@ -241,6 +244,7 @@ func BenchmarkWAFFrontInterleaved(b *testing.B) {
 				}
 				wg.Wait()
 				spent[i] += time.Since(start)
+				cpu[i] += processCPU() - startCPU
 				served[i] += n
 				remaining -= n
 			}
@@ -252,6 +256,13 @@ func BenchmarkWAFFrontInterleaved(b *testing.B) {
 			b.ReportMetric(warden, "warden-req/s")
 			b.ReportMetric(middleware, "middleware-req/s")
 			b.ReportMetric(warden/middleware, "warden/middleware")
+			wardenCPU := float64(cpu[0].Microseconds()) / float64(served[0])
+			middlewareCPU := float64(cpu[1].Microseconds()) / float64(served[1])
+			if wardenCPU > 0 {
+				b.ReportMetric(wardenCPU, "warden-cpu-us/req")
+				b.ReportMetric(middlewareCPU, "middleware-cpu-us/req")
+				b.ReportMetric(middlewareCPU/wardenCPU, "cpu-middleware/warden")
+			}
 		})
 	}
 }
@@ -314,17 +325,18 @@ handle:
 	b.Run("on-vs-off", func(b *testing.B) {
 		pair := servers[:2] // waf-off, waf-on
 		phaseLen := max(1, min(1024, b.N/4))
-		var spent [2]time.Duration
+		var spent, cpu [2]time.Duration
 		var served [2]int
 		remaining := b.N
 		for p := 0; remaining > 0; p++ {
 			i := p % 2
 			n := min(phaseLen, remaining)
-			start := time.Now()
+			start, startCPU := time.Now(), processCPU()
 			for range n {
 				pair[i].srv.ServeHTTP(httptest.NewRecorder(), pair[i].req)
 			}
 			spent[i] += time.Since(start)
+			cpu[i] += processCPU() - startCPU
 			served[i] += n
 			remaining -= n
 		}
@@ -336,5 +348,12 @@ handle:
 		b.ReportMetric(off, "waf-off-ns/req")
 		b.ReportMetric(on, "waf-on-ns/req")
 		b.ReportMetric(on/off, "on/off")
+		if cpu[0] > 0 {
+			offCPU := float64(cpu[0].Nanoseconds()) / float64(served[0])
+			onCPU := float64(cpu[1].Nanoseconds()) / float64(served[1])
+			b.ReportMetric(offCPU, "waf-off-cpu-ns/req")
+			b.ReportMetric(onCPU, "waf-on-cpu-ns/req")
+			b.ReportMetric(onCPU/offCPU, "cpu-on/off")
+		}
 	})
 }
