@@ -128,10 +128,21 @@ func (ib *idBench) run(b *testing.B, path, token string, status int) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		if err := idBenchRequest(ib.client, req, status); err != nil {
 			b.Fatal(err)
 		}
+	}
+	idReportCPU(b, processCPU()-cpu)
+}
+
+// idReportCPU adds cpu-us/req: the CPU time of the whole process (client,
+// gateway and upstream) per request, which a shared machine disturbs far
+// less than ns/op (see docs/benchmarks.md).
+func idReportCPU(b *testing.B, cpu time.Duration) {
+	if cpu > 0 && b.N > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/1e3, "cpu-us/req")
 	}
 }
 
@@ -164,6 +175,8 @@ func BenchmarkIdentityGatewayParallel(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	cpu := processCPU()
+	defer func() { idReportCPU(b, processCPU()-cpu) }()
 	b.RunParallel(func(pb *testing.PB) {
 		req := ib.request(b, "/api/admin/orders", tok)
 		for pb.Next() {
