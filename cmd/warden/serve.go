@@ -60,6 +60,9 @@ func cmdServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "warden: the policy does not compile; not serving:\n%v\n", err)
 		return 1
 	}
+	if err := rt.Prime(context.Background(), 10*time.Second); err != nil {
+		logger.Warn("starting without some keys; rules that need them answer 503 until they load", "error", err.Error())
+	}
 	srv.Swap(rt)
 	rt.Start(context.Background())
 
@@ -96,6 +99,10 @@ func cmdServe(args []string) int {
 			if err != nil {
 				logger.Error("reload failed; the previous policy keeps serving", "error", err.Error())
 				continue
+			}
+			// Fetch the new policy's keys before it replaces the old one.
+			if err := nrt.Prime(context.Background(), 10*time.Second); err != nil {
+				logger.Warn("reloaded policy starts without some keys", "error", err.Error())
 			}
 			nrt.Start(context.Background())
 			if old := srv.Swap(nrt); old != nil {

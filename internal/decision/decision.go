@@ -3,7 +3,11 @@
 // ext_authz denial and the `explain` output are all views of it.
 package decision
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/warden-gateway/warden/internal/identity"
+)
 
 // Action is what happens to the request.
 type Action uint8
@@ -146,6 +150,9 @@ type Decision struct {
 	WWWAuthenticate string
 	// RetryAfter in seconds, for 429 and 503.
 	RetryAfter int
+	// Caller is the verified caller when a rule needed to know it; the
+	// gateway passes it upstream. Nil when no rule asked.
+	Caller *identity.Principal
 	// Detail holds operator-only facts (matched WAF rules, the underlying
 	// error). It goes to the decision log, never to an anonymous client.
 	Detail string

@@ -40,6 +40,14 @@ type Runtime struct {
 	stop   context.CancelFunc
 }
 
+// Prime fetches what the policy needs before serving (JWKS URLs), waiting
+// at most timeout; what fails is returned for the log.
+func (rt *Runtime) Prime(parent context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	return rt.Policy.Prime(ctx)
+}
+
 // Start runs the runtime's background work (database reloads, JWKS
 // refresh) until Close.
 func (rt *Runtime) Start(parent context.Context) {

@@ -170,7 +170,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The upstream sees warden's request id, not one the client made up,
 	// so its logs and warden's decision log line up.
 	r.Header.Set("X-Request-Id", id)
-	if p := rt.Policy.Principal(&req, now); p != nil {
+	caller := d.Caller
+	if caller == nil {
+		// No rule asked who is calling; the upstream is still told, so it
+		// can personalise public pages. Verified credentials are cached,
+		// so this costs little after the first request.
+		caller = rt.Policy.Principal(&req, now)
+	}
+	if p := caller; p != nil {
 		route.proxy.ServeAs(w, r, &req, p.ID, p.Roles)
 		return
 	}

@@ -28,6 +28,14 @@ func (c *compiler) errf(pos config.Pos, hint, format string, args ...any) {
 	c.errs = append(c.errs, &config.Error{Pos: pos, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 
+// identityConfigured reports whether any authenticator was configured, even
+// one that failed to load (its own error says why; "no authenticator" would
+// only mislead).
+func (c *compiler) identityConfigured() bool {
+	id := &c.cfg.Identity
+	return id.APIKeys != nil || id.JWT != nil || id.Htpasswd != nil || id.Headers != nil
+}
+
 // path resolves a file named in the config relative to the config's folder.
 func (c *compiler) path(p string) string {
 	if p == "" || filepath.IsAbs(p) {
@@ -252,7 +260,7 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 		q.scopesAll = scalars(rc.Require.ScopesAll)
 		r.require = q
 		r.needsIdentity = true
-		if len(c.p.identity) == 0 {
+		if len(c.p.identity) == 0 && !c.identityConfigured() {
 			c.errf(rc.Require.Pos, "configure identity: api_keys, jwt, htpasswd or headers", "rule %q requires a caller but no authenticator is configured", r.name)
 		}
 	}

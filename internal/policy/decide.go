@@ -18,13 +18,20 @@ import (
 // Decide does no I/O and reads no clock: the same request, policy and now
 // always give the same Decision, which is what lets `explain` and `replay`
 // answer for the gateway.
-func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trace) decision.Decision {
+func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trace) (d decision.Decision) {
 	ctx, _ := p.scratch.Get().(*evalCtx)
 	if ctx == nil {
 		ctx = new(evalCtx)
 	}
 	*ctx = evalCtx{req: req, now: now, p: p}
 	defer p.releaseCtx(ctx)
+	defer func() {
+		// The caller is handed on only when a rule asked who it is, so a
+		// public path never pays for (or leaks) credential checks.
+		if ctx.idDone {
+			d.Caller = ctx.id.Principal
+		}
+	}()
 	var cand pathmatch.Candidates
 	p.index.Lookup(req.Path, req.LowerPath, &cand)
 	next := -1

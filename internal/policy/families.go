@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -260,6 +261,9 @@ func (c *compiler) compileIdentity() {
 		} else {
 			c.p.identity = append(c.p.identity, a)
 			c.p.starters = append(c.p.starters, a.Start)
+			if jc.JWKSURL != "" {
+				c.p.primers = append(c.p.primers, a.Refresh)
+			}
 		}
 	}
 	if h := id.Htpasswd; h != nil {
@@ -292,6 +296,21 @@ func (c *compiler) compileIdentity() {
 // IdentityHeaders are the headers an upstream authenticator sets; the
 // gateway strips them from requests of untrusted peers before forwarding.
 func (p *Policy) IdentityHeaders() []string { return p.identityHeaders }
+
+// Prime fetches what the policy needs from the network before it serves
+// (JWKS URLs), so a new or reloaded policy does not answer 503 while its
+// first fetch is under way. Errors are returned for the log; the policy can
+// still serve, and rules that need the missing keys answer 503 until the
+// background refresh succeeds.
+func (p *Policy) Prime(ctx context.Context) error {
+	var errs []error
+	for _, f := range p.primers {
+		if err := f(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Start runs the policy's background work (database reloads, key refresh)
 // until ctx ends. Decide never waits for it.

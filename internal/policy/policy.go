@@ -32,6 +32,7 @@ type Policy struct {
 	// (handlers, WAF, limits); the gateway reads them.
 	geo      geoSources
 	starters []func(context.Context)
+	primers  []func(context.Context) error
 	// identityHeaders are set by a trusted upstream authenticator.
 	identityHeaders []string
 	// scratch recycles the per-request evalCtx. Conditions receive it
