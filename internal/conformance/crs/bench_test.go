@@ -182,8 +182,8 @@ var benchRequests = []struct{ name, method, target string }{
 const benchParallelism = 4
 
 // BenchmarkWAFFront measures each front on its own, benign GET and benign
-// form POST: req/s, ns and allocations per request (client and servers
-// together, as all run in this process).
+// form POST: req/s, ns, process CPU time and allocations per request
+// (client and servers together, as all run in this process).
 func BenchmarkWAFFront(b *testing.B) {
 	fronts := startFronts(b)
 	for _, req := range benchRequests {
@@ -192,6 +192,7 @@ func BenchmarkWAFFront(b *testing.B) {
 				b.Run(f.name, func(b *testing.B) {
 					b.ReportAllocs()
 					b.SetParallelism(benchParallelism)
+					startCPU := processCPU()
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
 							if status, err := f.c.do(req.method, req.target); err != nil || status != http.StatusOK {
@@ -201,6 +202,9 @@ func BenchmarkWAFFront(b *testing.B) {
 						}
 					})
 					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+					if cpu := processCPU() - startCPU; cpu > 0 {
+						b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/req")
+					}
 				})
 			}
 		})
@@ -317,8 +321,12 @@ handle:
 	for _, s := range servers {
 		b.Run(s.name, func(b *testing.B) {
 			b.ReportAllocs()
+			startCPU := processCPU()
 			for b.Loop() {
 				s.srv.ServeHTTP(httptest.NewRecorder(), s.req)
+			}
+			if cpu := processCPU() - startCPU; cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
 		})
 	}
