@@ -11,6 +11,7 @@ import (
 	pathpkg "path"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/warden-gateway/warden/internal/match/ipmatch"
@@ -150,7 +151,7 @@ func FuzzClientIP(f *testing.F) {
 // mentions reports whether some address written in s (in any spelling)
 // equals a.
 func mentions(s string, a netip.Addr) bool {
-	for _, tok := range strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(" ,;=\"[]\n\t", r) }) {
+	for _, tok := range strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(",;=\"[]", r) }) {
 		for _, cand := range []string{tok, strings.TrimSuffix(tok, ":"), cutPort(tok)} {
 			if b, err := netip.ParseAddr(cand); err == nil && b.Unmap() == a {
 				return true
