@@ -44,6 +44,15 @@ func (s *Server) Runtime() *Runtime { return s.rt.Load() }
 // UpstreamError is the proxy's error callback: upstream failures render as
 // refusals in the same formats, with the cause kept for the log only.
 func (s *Server) UpstreamError(w http.ResponseWriter, r *http.Request, code decision.ReasonCode, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		// A chunked body cut off at max_body_bytes surfaces here: it is the
+		// client's request that was too large, not the upstream failing.
+		d := decision.Refuse(decision.BadRequest, "request body too large")
+		d.Status = http.StatusRequestEntityTooLarge
+		s.refuse(w, r, &d, nil, requestID(w))
+		return
+	}
 	d := decision.Refuse(code, "the upstream server failed to answer")
 	if code == decision.UpstreamTimeout {
 		d.Reason = "the upstream server did not answer in time"

@@ -220,6 +220,7 @@ func (a authCond) describe() string { return "authenticated" }
 func (c *compiler) compileIdentity() {
 	id := &c.cfg.Identity
 	if ak := id.APIKeys; ak != nil {
+		c.checkHeaderName(ak.Pos, "identity.api_keys.header", ak.Header)
 		a := &identity.APIKeys{Header: ak.Header, Bearer: ak.Bearer == nil || *ak.Bearer}
 		seen := map[string]bool{}
 		for _, k := range ak.Keys {
@@ -284,12 +285,34 @@ func (c *compiler) compileIdentity() {
 		}
 	}
 	if h := id.Headers; h != nil {
+		c.checkHeaderName(h.Pos, "identity.headers.user", h.UserHeader)
+		c.checkHeaderName(h.Pos, "identity.headers.groups", h.GroupsHeader)
+		c.checkHeaderName(h.Pos, "identity.headers.email", h.EmailHeader)
 		if len(c.cfg.TrustedProxies) == 0 {
 			c.errf(h.Pos, "list the authenticating proxy under trusted_proxies", "identity.headers: no trusted_proxies, so no identity header would ever be believed")
 		}
 		a := identity.NewHeaders(identity.HeaderConfig{UserHeader: h.UserHeader, GroupsHeader: h.GroupsHeader, EmailHeader: h.EmailHeader})
 		c.p.identity = append(c.p.identity, a)
 		c.p.identityHeaders = a.HeaderNames()
+	}
+}
+
+// checkHeaderName refuses header names the gateway would never see: names
+// with '_' are dropped before any rule (CGI reads X_User as X-User), so
+// credentials sent in one would always fail.
+func (c *compiler) checkHeaderName(pos config.Pos, key, name string) {
+	if name == "" {
+		return
+	}
+	if strings.Contains(name, "_") {
+		c.errf(pos, "use '-' instead, as in "+strings.ReplaceAll(name, "_", "-"), "%s: header name %q contains '_'; warden drops such headers before any rule", key, name)
+		return
+	}
+	for _, ch := range name {
+		if !(ch == '-' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z') {
+			c.errf(pos, "", "%s: %q is not a header name", key, name)
+			return
+		}
 	}
 }
 
