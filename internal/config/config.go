@@ -207,12 +207,15 @@ type Handler struct {
 	// PreserveHost sends the client's Host header upstream.
 	PreserveHost bool     `yaml:"preserve_host"`
 	Timeout      Duration `yaml:"timeout"`
-	Root         Scalar   `yaml:"root"`
-	Index        []Scalar `yaml:"index"`
-	Listing      bool     `yaml:"listing"`
-	ListingOn    []Scalar `yaml:"listing_on"`
-	ListingOff   []Scalar `yaml:"listing_off"`
-	Dotfiles     bool     `yaml:"serve_dotfiles"`
+	// MaxConnections bounds the connections to the upstream (0: none), so
+	// a slow upstream cannot make warden open file descriptors without end.
+	MaxConnections int      `yaml:"max_connections"`
+	Root           Scalar   `yaml:"root"`
+	Index          []Scalar `yaml:"index"`
+	Listing        bool     `yaml:"listing"`
+	ListingOn      []Scalar `yaml:"listing_on"`
+	ListingOff     []Scalar `yaml:"listing_off"`
+	Dotfiles       bool     `yaml:"serve_dotfiles"`
 }
 
 // Refusals tune what refused clients are told.

@@ -121,7 +121,7 @@ func Build(cfg *config.Config, opt Options, onUpstreamError proxy.ErrorFunc) (*R
 			errs = append(errs, &config.Error{Pos: h.Pos, Msg: "a handler has either upstream or root, not both"})
 			continue
 		case h.Upstream.Value != "":
-			pc := proxy.Config{Upstream: h.Upstream.Value, PreserveHost: h.PreserveHost, ResponseHeaderTimeout: h.Timeout.Duration}
+			pc := proxy.Config{Upstream: h.Upstream.Value, PreserveHost: h.PreserveHost, ResponseHeaderTimeout: h.Timeout.Duration, MaxConnsPerHost: h.MaxConnections}
 			p, err := proxy.New(pc, onUpstreamError)
 			if err != nil {
 				errs = append(errs, &config.Error{Pos: h.Upstream.Pos, Msg: err.Error()})

@@ -66,6 +66,10 @@ type Config struct {
 	// MaxIdleConnsPerHost sizes the keep-alive pool; default 512, so that
 	// concurrent traffic reuses connections instead of opening new ones.
 	MaxIdleConnsPerHost int
+	// MaxConnsPerHost bounds all connections to the upstream, idle or busy
+	// (0: no bound). Requests beyond it wait for a connection. Upgraded
+	// (websocket) connections count against it, so size it for them.
+	MaxConnsPerHost int
 	// FlushInterval is passed to httputil.ReverseProxy: 0 (the default)
 	// flushes event-streams and bodies of unknown length at once and buffers
 	// the rest; a negative value flushes after every write.
@@ -186,6 +190,9 @@ func applyDefaults(cfg *Config) error {
 			*d.value = d.def
 		}
 	}
+	if cfg.MaxConnsPerHost < 0 {
+		return fmt.Errorf("proxy: max connections per host must not be negative, got %d", cfg.MaxConnsPerHost)
+	}
 	if cfg.MaxIdleConnsPerHost < 0 {
 		return fmt.Errorf("proxy: max idle connections per host must not be negative, got %d", cfg.MaxIdleConnsPerHost)
 	}
@@ -215,6 +222,7 @@ func newTransport(cfg Config, https bool) *http.Transport {
 		// pool.
 		MaxIdleConns:          cfg.MaxIdleConnsPerHost,
 		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+		MaxConnsPerHost:       cfg.MaxConnsPerHost,
 		IdleConnTimeout:       cfg.IdleConnTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
