@@ -29,7 +29,8 @@ import (
 //   - warden: the whole gateway (canonical request, policy, request id,
 //     WAF, reverse proxy) built from benchWardenConfig;
 //   - coraza-middleware: Coraza's own net/http middleware
-//     (txhttp.WrapHandler) around an httputil.ReverseProxy, over a WAF built
+//     (txhttp.WrapHandler) around an httputil.ReverseProxy (with the
+//     connection pool and copy-buffer pool warden's proxy has), over a WAF built
 //     from exactly the SecLang warden's engine loads (Engine.Directives):
 //     the CRS at paranoia 1, block mode, thresholds 5/4, request body
 //     inspection on, response inspection off.
@@ -100,12 +101,27 @@ func corazaFront(b *testing.B, upstreamURL string) string {
 		b.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	// The pool warden's proxy keeps (proxy.DefaultMaxIdleConnsPerHost).
+	// The connection pool and recycled copy buffers warden's proxy has
+	// (proxy.DefaultMaxIdleConnsPerHost, its BufferPool), so that the two
+	// fronts differ in how they run the WAF, not in how they forward.
 	proxy.Transport = &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}
+	proxy.BufferPool = &copyBuffers{}
 	srv := httptest.NewServer(txhttp.WrapHandler(w, proxy))
 	b.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// copyBuffers recycles httputil.ReverseProxy's 32 KiB copy buffers.
+type copyBuffers struct{ pool sync.Pool }
+
+func (c *copyBuffers) Get() []byte {
+	if b, ok := c.pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (c *copyBuffers) Put(b []byte) { c.pool.Put(&b) }
 
 // benchClient sends browser-like requests to one front.
 type benchClient struct {
