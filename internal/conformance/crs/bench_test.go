@@ -72,7 +72,8 @@ func benchUpstream(b *testing.B) *httptest.Server {
 // benchLogger is what `warden serve` logs with, writing nowhere.
 func benchLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
 
-// wardenFront runs warden on a loopback port and returns its base URL.
+// wardenFront runs warden on a loopback port, as `warden serve` does, and
+// returns its base URL.
 func wardenFront(b *testing.B, upstreamURL string) string {
 	srv, cfg := newWarden(b, benchWardenConfig, upstreamURL, benchLogger())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -80,7 +81,7 @@ func wardenFront(b *testing.B, upstreamURL string) string {
 		b.Fatal(err)
 	}
 	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	go func() { _ = hs.Serve(ln) }()
+	go func() { _ = hs.Serve(gateway.WrapListener(ln, &cfg.Limits)) }()
 	b.Cleanup(func() { _ = hs.Close() })
 	return "http://" + ln.Addr().String()
 }

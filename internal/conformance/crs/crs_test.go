@@ -153,9 +153,10 @@ type caseResult struct {
 	failure    string    // "" when every stage passed
 	failed     *stageRun // the stage that failed
 	excluded   bool      // on wardenExclusions (its reason checked)
-	// canonicalRefused: warden refused a stage as non-canonical before
-	// the WAF (the test passed on warden's 400 alone, or failed on it).
-	canonicalRefused bool
+	// refusedBeforeWAF: warden refused a stage with 400 before it had a
+	// canonical request, so before the WAF (the test passed on warden's 400
+	// alone, or failed on it).
+	refusedBeforeWAF bool
 }
 
 func loadCases(t testing.TB) ([]ftwCase, int) {
@@ -196,8 +197,8 @@ func runCase(ws *serverUnderTest, c ftwCase) caseResult {
 			sr = ws.runStage(stage.Input, out)
 		}
 		sr.stage = i + 1
-		if slices.ContainsFunc(sr.records, isCanonicalRefusal) {
-			res.canonicalRefused = true
+		if slices.ContainsFunc(sr.records, isFrontEndRefusal) {
+			res.refusedBeforeWAF = true
 		}
 		if sr.failure != "" {
 			res.failure = fmt.Sprintf("stage %d: %s", i+1, sr.failure)
@@ -208,9 +209,11 @@ func runCase(ws *serverUnderTest, c ftwCase) caseResult {
 	return res
 }
 
-// isCanonicalRefusal: warden's decision log holds a refusal made before
-// there was a canonical request (logDecision then logs raw_uri, not path).
-func isCanonicalRefusal(r logRecord) bool {
+// isFrontEndRefusal: warden's decision log holds a bad_request refusal made
+// before there was a canonical request (logDecision then logs raw_uri, not
+// path): a path that cannot be made canonical, ambiguous framing, an
+// override header.
+func isFrontEndRefusal(r logRecord) bool {
 	_, raw := r.attrs["raw_uri"]
 	return r.msg == "decision" && raw && r.str("code") == "bad_request"
 }
@@ -256,7 +259,7 @@ func TestCRSRegressionSuite(t *testing.T) {
 	}
 
 	// Then warden itself, judged by the rule ids in its decision log.
-	ws := startWarden(t, wardenCRSConfig, up.URL)
+	ws := startWarden(t, wardenCRSConfig, up.url)
 	start = time.Now()
 	results := runSuite(ws, cases)
 	engineByName := map[string]caseResult{}
@@ -276,7 +279,7 @@ func TestCRSRegressionSuite(t *testing.T) {
 		case engineByName[r.name].failure != "":
 			t.Errorf("excluded %s fails against the bare engine too, so warden's front end is not why it fails: %s", r.name, engineByName[r.name].failure)
 		default:
-			if err := ex.verify(r.failed); err != nil {
+			if err := ex.verify(r.failed, up); err != nil {
 				t.Errorf("excluded %s (%s), but the reason does not hold: %v (the test failed with: %s)", r.name, ex.reason, err, r.failure)
 			}
 		}
@@ -292,8 +295,8 @@ func TestCRSRegressionSuite(t *testing.T) {
 		t.Logf("ignored (Coraza's list) %s: %s", name, crsIgnored[name])
 	}
 	for _, r := range results {
-		if r.canonicalRefused && r.failure == "" {
-			t.Logf("passed on warden's own 400 for a non-canonical path, before the WAF: %s", r.name)
+		if r.refusedBeforeWAF && r.failure == "" {
+			t.Logf("passed on warden's own 400, before the WAF: %s", r.name)
 		}
 	}
 	for _, name := range slices.Sorted(mapKeys(wardenExclusions)) {
@@ -318,14 +321,14 @@ func TestCRSRegressionSuite(t *testing.T) {
 // suiteSummary counts a run's results.
 type suiteSummary struct {
 	passed, overriddenPassed, ignored, overridden, excluded int
-	// passedOnRefusal: passed tests where warden refused a stage as
-	// non-canonical before the WAF (a test expecting no rule, or status 400).
+	// passedOnRefusal: passed tests where warden refused a stage with 400
+	// before the WAF (a test expecting no rule, or status 400).
 	passedOnRefusal int
 	failures        []string
 }
 
 func (s suiteSummary) String() string {
-	return fmt.Sprintf("%d passed (%d of them with Coraza's overridden expectations, %d on warden's own 400 for a non-canonical path), %d failed, %d ignored (Coraza's list), %d excluded (warden's front end)",
+	return fmt.Sprintf("%d passed (%d of them with Coraza's overridden expectations, %d on warden's own 400 before the WAF), %d failed, %d ignored (Coraza's list), %d excluded (warden's front end)",
 		s.passed, s.overriddenPassed, s.passedOnRefusal, len(s.failures), s.ignored, s.excluded)
 }
 
@@ -347,7 +350,7 @@ func summarize(results []caseResult) suiteSummary {
 			if r.overridden {
 				s.overriddenPassed++
 			}
-			if r.canonicalRefused {
+			if r.refusedBeforeWAF {
 				s.passedOnRefusal++
 			}
 		}

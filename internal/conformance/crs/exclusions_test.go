@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -16,7 +18,7 @@ import (
 // applies fails the suite, so this list stays honest.
 type frontEndExclusion struct {
 	reason string
-	verify func(sr *stageRun) error
+	verify func(sr *stageRun, up *echoUpstream) error
 }
 
 // wardenExclusions are the exclusions beyond Coraza's own lists.
@@ -27,40 +29,79 @@ type frontEndExclusion struct {
 // WAF then judges the canonical request line, the very one the upstream
 // receives. A few CRS tests put their attack in the raw path itself, so they
 // see warden's refusal (and no WAF at all) or a normalized path that no
-// longer holds the attack. warden is not weakened to let them through.
+// longer holds the attack. Before that, warden refuses a request whose
+// framing is ambiguous (the request smuggling shapes, such as Content-Length
+// with Transfer-Encoding), and it drops every header whose name
+// holds '_' before any rule (CGI, PHP and WSGI read X_Filename as
+// X-Filename, so such a header could pose as one warden sets or strips), so
+// neither the WAF nor the upstream sees it. warden is not weakened to let
+// any of these through.
 var wardenExclusions = map[string]frontEndExclusion{
-	"920272-5": refusedAsNonCanonical(
+	"920272-5": refusedBeforeWAF(
 		"invalid UTF-8 in the path (/i%FFndex.html): warden refuses it 400 bad_request before the WAF; the test expects 200",
 		"decodes to invalid UTF-8"),
-	"921190-1": refusedAsNonCanonical(
+	"921190-1": refusedBeforeWAF(
 		"a newline in the path (/foo%0Abar): warden refuses control characters 400 bad_request before the WAF",
 		"contains control character 0x0a"),
-	"921190-2": refusedAsNonCanonical(
+	"921190-2": refusedBeforeWAF(
 		"a newline in the path (/foo%0abar): warden refuses control characters 400 bad_request before the WAF",
 		"contains control character 0x0a"),
-	"921190-3": refusedAsNonCanonical(
+	"921190-3": refusedBeforeWAF(
 		"a newline in the path (/index.php/PHP%0Ainfo.php, CVE-2019-11043): warden refuses control characters 400 bad_request before the WAF",
 		"contains control character 0x0a"),
-	"921190-4": refusedAsNonCanonical(
+	"921190-4": refusedBeforeWAF(
 		"a newline in the path (/index.php/PHP_VALUE%0Asession.auto_start=1;;;, CVE-2019-11043): warden refuses control characters 400 bad_request before the WAF",
 		"contains control character 0x0a"),
-	"931131-1": refusedAsNonCanonical(
+	"931131-1": refusedBeforeWAF(
 		"an encoded slash in the path (/get/file:%2f%2f/...): warden refuses %2F 400 bad_request before the WAF (the path also holds double-encoded dots, %252e)",
 		"contains an encoded slash (%2F)"),
-	"934101-5": refusedAsNonCanonical(
+	"934101-5": refusedBeforeWAF(
 		"an encoded ';' in the path (/get/rce/lol%3drequire%3bx...): warden refuses ';' path parameters 400 bad_request before the WAF",
 		"contains ';' path parameters"),
+	"942550-24": refusedBeforeWAF(
+		"an encoded '?' in the path (/get/OR%20%27%7B%22a%22%3A%22b%22%7D%27%20%3F%20%27a%27): warden refuses it 400 bad_request before the WAF, since servers that decode before splitting read it as the start of the query",
+		"contains an encoded '?' or '#'"),
+	"942550-26": refusedBeforeWAF(
+		"an encoded '?' in the path (/get/OR%20%27%5B1%2C2%5D%27%20%3F%20%271%27): warden refuses it 400 bad_request before the WAF, since servers that decode before splitting read it as the start of the query",
+		"contains an encoded '?' or '#'"),
+	"942550-28": refusedBeforeWAF(
+		"an encoded '?' in the path (/get/OR%20...%3F%7C%20array...): warden refuses it 400 bad_request before the WAF, since servers that decode before splitting read it as the start of the query",
+		"contains an encoded '?' or '#'"),
+	"942550-30": refusedBeforeWAF(
+		"an encoded '?' in the path (/get/OR%20...%3F%26%20array...): warden refuses it 400 bad_request before the WAF, since servers that decode before splitting read it as the start of the query",
+		"contains an encoded '?' or '#'"),
+	"942550-34": refusedBeforeWAF(
+		"an encoded '?' in the path (/get/OR%20...%23%3E%20...%3F%20%27c%27): warden refuses it 400 bad_request before the WAF, since servers that decode before splitting read it as the start of the query",
+		"contains an encoded '?' or '#'"),
+	"942550-45": refusedBeforeWAF(
+		"an encoded '?' in the path (/get/payload='...'%3A%3Ajsonb%20%40%3F%20'...'): warden refuses it 400 bad_request before the WAF, since servers that decode before splitting read it as the start of the query",
+		"contains an encoded '?' or '#'"),
+	"933110-3": headerDropped("X_Filename",
+		"header X_Filename: a.php: warden drops header names with '_' before any rule, so neither the WAF nor the upstream sees it"),
+	"933110-13": headerDropped("X_Filename",
+		"header X_Filename: fda.php5...: warden drops header names with '_' before any rule, so neither the WAF nor the upstream sees it"),
+	"933110-14": headerDropped("X_Filename",
+		"header X_Filename: fthisfewfda.php.: warden drops header names with '_' before any rule, so neither the WAF nor the upstream sees it"),
+	"933220-2": headerDropped("X_Filename",
+		"header X_Filename: /tmp/sess_abc123def456ghi789jkl: warden drops header names with '_' before any rule, so neither the WAF nor the upstream sees it"),
+	"944140-3": headerDropped("X_Filename",
+		"header X_Filename: B.jsp: warden drops header names with '_' before any rule, so neither the WAF nor the upstream sees it"),
+	"944140-8": headerDropped("X_Filename",
+		"header X_Filename: foo.jspx.: warden drops header names with '_' before any rule, so neither the WAF nor the upstream sees it"),
+	"920181-1": refusedBeforeWAF(
+		"Content-Length and Transfer-Encoding: chunked together: warden refuses the ambiguous framing (request smuggling) 400 bad_request before the WAF; the test expects 200",
+		"the request's framing is ambiguous"),
 	"920100-16": forwardedAs("/",
 		"absolute-form target without a path (GET http://localhost HTTP/1.1): warden forwards, and the WAF judges, the origin-form GET / HTTP/1.1, which 920100 has nothing against"),
 	"931131-2": forwardedAs("/get/https:/example.com/",
 		"repeated slashes in the path (/get/https://example.com/): warden merges them, so the upstream receives, and the WAF judges, /get/https:/example.com/, which holds no URL for 931131 to find"),
 }
 
-// refusedAsNonCanonical: warden answered 400 bad_request (to the client and
-// in its decision log) because the path could not be made canonical, and the
-// WAF never saw the request.
-func refusedAsNonCanonical(reason, pathError string) frontEndExclusion {
-	return frontEndExclusion{reason: reason, verify: func(sr *stageRun) error {
+// refusedBeforeWAF: warden answered 400 bad_request (to the client and in
+// its decision log, with a reason saying why) before it had a canonical
+// request, so the WAF never saw the request.
+func refusedBeforeWAF(reason, why string) frontEndExclusion {
+	return frontEndExclusion{reason: reason, verify: func(sr *stageRun, _ *echoUpstream) error {
 		if sr.sendErr != nil {
 			return fmt.Errorf("no response: %v", sr.sendErr)
 		}
@@ -83,10 +124,10 @@ func refusedAsNonCanonical(reason, pathError string) frontEndExclusion {
 					return fmt.Errorf("decision log: code %q status %s, want bad_request 400", r.str("code"), r.str("status"))
 				}
 				if _, ok := r.attrs["raw_uri"]; !ok {
-					return errors.New("decision log: the refusal has a canonical request, so it was not the canonicalizer's")
+					return errors.New("decision log: the refusal has a canonical request, so it came after the front end's checks")
 				}
-				if !strings.Contains(r.str("reason"), pathError) {
-					return fmt.Errorf("decision log: reason %q does not say %q", r.str("reason"), pathError)
+				if !strings.Contains(r.str("reason"), why) {
+					return fmt.Errorf("decision log: reason %q does not say %q", r.str("reason"), why)
 				}
 				decided = true
 			}
@@ -101,7 +142,7 @@ func refusedAsNonCanonical(reason, pathError string) frontEndExclusion {
 // forwardedAs: warden accepted the request and forwarded it under the
 // canonical path want, which differs from the raw request target.
 func forwardedAs(want, reason string) frontEndExclusion {
-	return frontEndExclusion{reason: reason, verify: func(sr *stageRun) error {
+	return frontEndExclusion{reason: reason, verify: func(sr *stageRun, _ *echoUpstream) error {
 		if sr.sendErr != nil {
 			return fmt.Errorf("no response: %v", sr.sendErr)
 		}
@@ -124,6 +165,39 @@ func forwardedAs(want, reason string) frontEndExclusion {
 			}
 		}
 		return errors.New("the decision log holds no allow decision for the request")
+	}}
+}
+
+// headerDropped: the client sent header name, warden served the request,
+// and the upstream received it without that header (in either spelling).
+func headerDropped(name, reason string) frontEndExclusion {
+	return frontEndExclusion{reason: reason, verify: func(sr *stageRun, up *echoUpstream) error {
+		if sr.sendErr != nil {
+			return fmt.Errorf("no response: %v", sr.sendErr)
+		}
+		if sr.resp.status != 200 {
+			return fmt.Errorf("warden answered %d, not 200 from the upstream", sr.resp.status)
+		}
+		head, _, _ := bytes.Cut(sr.raw, []byte("\r\n\r\n"))
+		if !bytes.Contains(head, []byte("\r\n"+name+":")) {
+			return fmt.Errorf("the request does not send header %s", name)
+		}
+		if !slices.ContainsFunc(sr.records, func(r logRecord) bool { return r.msg == "decision" && r.str("action") == "allow" }) {
+			return errors.New("the decision log holds no allow decision for the request")
+		}
+		got, ok := up.received(sr.requestID)
+		if !ok {
+			return fmt.Errorf("the upstream received no request with X-Request-Id %s", sr.requestID)
+		}
+		for _, spelling := range []string{name, strings.ReplaceAll(name, "_", "-")} {
+			if v, present := got[http.CanonicalHeaderKey(spelling)]; present {
+				return fmt.Errorf("the upstream received %s: %q", spelling, v)
+			}
+			if v, present := got[spelling]; present {
+				return fmt.Errorf("the upstream received %s: %q", spelling, v)
+			}
+		}
+		return nil
 	}}
 }
 

@@ -281,8 +281,9 @@ type serverUnderTest struct {
 }
 
 // startWarden runs warden from a YAML config on 127.0.0.1:0, the way
-// `warden serve` does, with a logger that collects its decision log. The
-// config text may use {{UPSTREAM}} for the upstream's URL.
+// `warden serve` does (NewHTTPServer on WrapListener), with a logger that
+// collects its decision log. The config text may use {{UPSTREAM}} for the
+// upstream's URL.
 func startWarden(t testing.TB, configYAML, upstreamURL string) *serverUnderTest {
 	t.Helper()
 	ws := &serverUnderTest{log: newDecisionLog(), conns: newConnTracker()}
@@ -292,8 +293,15 @@ func startWarden(t testing.TB, configYAML, upstreamURL string) *serverUnderTest 
 		t.Fatal(err)
 	}
 	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	hs.ConnState = ws.conns.observe
-	go func() { _ = hs.Serve(ln) }()
+	// warden's own ConnState hook feeds its framing check; keep it.
+	wardenConnState := hs.ConnState
+	hs.ConnState = func(c net.Conn, state http.ConnState) {
+		if wardenConnState != nil {
+			wardenConnState(c, state)
+		}
+		ws.conns.observe(c, state)
+	}
+	go func() { _ = hs.Serve(gateway.WrapListener(ln, &cfg.Limits)) }()
 	t.Cleanup(func() { _ = hs.Close() })
 	ws.addr = ln.Addr().String()
 	return ws
@@ -318,12 +326,40 @@ func newWarden(t testing.TB, configYAML, upstreamURL string, logger *slog.Logger
 	return srv, cfg
 }
 
+// echoUpstream is the albedo-like upstream on a loopback port. It keeps
+// the headers of every request that carries warden's X-Request-Id (warden
+// sets it on what it forwards), so the runner can check what reached it.
+type echoUpstream struct {
+	url  string
+	mu   sync.Mutex
+	seen map[string]http.Header
+}
+
+// received returns the headers of the request warden forwarded under
+// requestID, and whether it forwarded one.
+func (u *echoUpstream) received(requestID string) (http.Header, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	h, ok := u.seen[requestID]
+	return h, ok
+}
+
 // startUpstream runs the albedo-like upstream on a loopback port.
-func startUpstream(t testing.TB) *httptest.Server {
+func startUpstream(t testing.TB) *echoUpstream {
 	t.Helper()
-	up := httptest.NewServer(albedoUpstream())
+	u := &echoUpstream{seen: map[string]http.Header{}}
+	albedo := albedoUpstream()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get("X-Request-Id"); id != "" {
+			u.mu.Lock()
+			u.seen[id] = r.Header.Clone()
+			u.mu.Unlock()
+		}
+		albedo.ServeHTTP(w, r)
+	}))
 	t.Cleanup(up.Close)
-	return up
+	u.url = up.URL
+	return u
 }
 
 const (
