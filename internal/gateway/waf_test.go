@@ -134,7 +134,8 @@ func (h *wafLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h *wafLogHandler) WithGroup(string) slog.Handler { return h }
 
 // startWAFGateway runs warden from configYAML ({{UPSTREAM}} replaced by
-// upstreamURL) on a loopback port and returns its base URL and decision log.
+// upstreamURL) on a loopback port, as `warden serve` does, and returns its
+// base URL and decision log.
 func startWAFGateway(t *testing.T, configYAML, upstreamURL string) (string, *wafLog) {
 	t.Helper()
 	cfg, err := config.Parse("waf-test.yaml", []byte(strings.ReplaceAll(configYAML, "{{UPSTREAM}}", upstreamURL)))
@@ -155,7 +156,7 @@ func startWAFGateway(t *testing.T, configYAML, upstreamURL string) (string, *waf
 		t.Fatal(err)
 	}
 	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	go func() { _ = hs.Serve(ln) }()
+	go func() { _ = hs.Serve(gateway.WrapListener(ln, &cfg.Limits)) }()
 	t.Cleanup(func() { _ = hs.Close() })
 	return "http://" + ln.Addr().String(), log
 }
