@@ -20,6 +20,8 @@ usage:
   warden token   --key FILE [--sub S] [--role R]... mint a JWT with a local key (for trying policies)
   warden import nginx FILE | import htaccess --root DOCROOT FILE
                                                    translate nginx / Apache access rules into a warden policy
+  warden replay  --config FILE [--json] REQUESTS    judge recorded requests (a decision log, or METHOD URL [IP]
+                                                   lines) under a policy; list what it would decide differently
   warden doctor  --config FILE                     list files the server would refuse as unreadable, with the fix
   warden version
 `
@@ -49,6 +51,8 @@ func run(args []string) int {
 		return cmdDoctor(rest)
 	case "import":
 		return cmdImport(rest)
+	case "replay":
+		return cmdReplay(rest)
 	case "version", "--version", "-v":
 		fmt.Println("warden", version)
 		return 0
