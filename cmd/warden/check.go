@@ -144,17 +144,9 @@ func cmdExplain(args []string) int {
 	ip := fl.String("ip", "127.0.0.1", "the TCP peer address of the request")
 	var hdrs headerFlags
 	fl.Var(&hdrs, "header", "a request header 'Name: value' (repeatable)")
-	// Flags may come after the positional METHOD URL.
-	var pos []string
-	for len(args) > 0 {
-		if err := fl.Parse(args); err != nil {
-			return 2
-		}
-		args = fl.Args()
-		if len(args) > 0 {
-			pos = append(pos, args[0])
-			args = args[1:]
-		}
+	pos, err := parseInterspersed(fl, args)
+	if err != nil {
+		return 2
 	}
 	if *cfgPath == "" || len(pos) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: warden explain --config FILE [--json] METHOD URL [--ip IP] [--header 'K: V']...")
@@ -288,4 +280,22 @@ func cmdHashKey(args []string) int {
 	}
 	fmt.Println(identity.HashKey(args[0]))
 	return 0
+}
+
+// parseInterspersed parses flags that may come before, between or after the
+// positional arguments (warden explain ... METHOD URL --ip IP), and returns
+// the positionals.
+func parseInterspersed(fl *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		if err := fl.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fl.Args()
+		if len(args) > 0 {
+			pos = append(pos, args[0])
+			args = args[1:]
+		}
+	}
+	return pos, nil
 }

@@ -56,16 +56,9 @@ func cmdReplay(args []string) int {
 	fl := flag.NewFlagSet("replay", flag.ContinueOnError)
 	cfgPath := fl.String("config", "", "the policy to judge the requests with")
 	asJSON := fl.Bool("json", false, "print JSON")
-	var pos []string
-	for len(args) > 0 {
-		if err := fl.Parse(args); err != nil {
-			return 2
-		}
-		args = fl.Args()
-		if len(args) > 0 {
-			pos = append(pos, args[0])
-			args = args[1:]
-		}
+	pos, err := parseInterspersed(fl, args)
+	if err != nil {
+		return 2
 	}
 	if *cfgPath == "" || len(pos) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: warden replay --config FILE [--json] REQUESTS   (a decision log, or lines of METHOD URL [IP]; - for stdin)")

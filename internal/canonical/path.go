@@ -101,6 +101,9 @@ func isDotSeg(s string) bool { return s == "." || s == ".." }
 
 func endsInDot(s string) bool { return s != "" && s[len(s)-1] == '.' }
 
+// HexDigit is the value of one hexadecimal digit.
+func HexDigit(c byte) (byte, bool) { return unhex(c) }
+
 func unhex(c byte) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"github.com/warden-gateway/warden/internal/canonical"
 	"net"
 	"net/http"
 	"strings"
@@ -687,25 +688,13 @@ func parseHex(b []byte) (int64, bool) {
 	}
 	var n int64
 	for _, c := range b {
-		v, ok := unhexDigit(c)
+		v, ok := canonical.HexDigit(c)
 		if !ok {
 			return 0, false
 		}
 		n = n<<4 | int64(v)
 	}
 	return n, true
-}
-
-func unhexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 func quoteBytes(b []byte) string {
