@@ -10,6 +10,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/decision"
+	"github.com/warden-gateway/warden/internal/obs"
 	"github.com/warden-gateway/warden/internal/refusal"
 )
 
@@ -135,7 +136,7 @@ func (h *hardened) refuse(w http.ResponseWriter, r *http.Request, status int, re
 	if closeConn {
 		w.Header().Set("Connection", "close")
 	}
-	id := newRequestID()
+	id := obs.NewRequestID()
 	if h.srv != nil {
 		w.Header().Set("X-Request-Id", id)
 		h.srv.refuse(w, r, &d, nil, id)

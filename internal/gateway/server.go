@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/decision"
+	"github.com/warden-gateway/warden/internal/obs"
 	"github.com/warden-gateway/warden/internal/proxy"
 	"github.com/warden-gateway/warden/internal/refusal"
 	"github.com/warden-gateway/warden/internal/waf"
@@ -72,21 +72,10 @@ type reqState struct {
 
 func requestID(w http.ResponseWriter) string { return w.Header().Get("X-Request-Id") }
 
-func newRequestID() string {
-	const hexd = "0123456789abcdef"
-	var b [16]byte
-	v := rand.Uint64()
-	for i := range b {
-		b[i] = hexd[v&15]
-		v >>= 4
-	}
-	return string(b[:])
-}
-
 // ServeHTTP is the pipeline: canonical request → decision → refusal or
 // handler. Any panic becomes a 500 refusal, never an allow.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := newRequestID()
+	id := obs.NewRequestID()
 	w.Header().Set("X-Request-Id", id)
 	rt := s.rt.Load()
 	defer func() {
