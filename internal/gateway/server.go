@@ -151,6 +151,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, &nf, &req, id)
 		return
 	}
+	if route.proxy != nil && len(route.prefix) > 1 && req.Path+"/" == route.prefix {
+		// "/api" for a handler on "/api/": answer with the folder's address,
+		// as nginx does for a proxied prefix, rather than send upstream a
+		// path outside the prefix it serves.
+		target := canonical.Escape(route.prefix)
+		if req.RawQuery != "" {
+			target += "?" + req.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusMovedPermanently)
+		return
+	}
 	if route.files != nil {
 		if ref := route.files.Serve(w, r, req.Path); ref != nil {
 			fd := ref.Decision()

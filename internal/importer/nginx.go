@@ -3,6 +3,7 @@ package importer
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -636,11 +637,15 @@ func (t *ngxTranslator) rules() []ruleOut {
 		}
 	}
 	ordered := t.orderedLocations()
+	indexRules, indexHandled := t.indexRedirectRules(ordered)
+	rules = append(rules, indexRules...)
 	for i, l := range ordered {
 		if l.mod != "=" && (i == 0 || ordered[i-1].mod == "=") {
 			rules = append(rules, t.barePathRules()...)
 		}
-		t.noteIndexRedirect(l, indexNames)
+		if !indexHandled[l] {
+			t.noteIndexRedirect(l, indexNames)
+		}
 		if l.isPrefix() && l.uri == "/" {
 			hasRoot = true
 		}
@@ -659,6 +664,62 @@ func (t *ngxTranslator) effs() []*ngxSettings {
 		out = append(out, &l.eff)
 	}
 	return out
+}
+
+// indexRedirectRules emulates nginx's internal redirect to an index
+// document for exact locations such as "= /index.html": nginx answers a
+// request for the folder ("/") by redirecting it internally to the index
+// document, whose location's access rules then run as well. When the index
+// document exists under the folder's root, the exact location's refusing
+// rules are applied to the folder path too. A location whose rules would
+// allow (satisfy any) is left to the approximate note instead.
+func (t *ngxTranslator) indexRedirectRules(ordered []*ngxLocation) ([]ruleOut, map[*ngxLocation]bool) {
+	handled := map[*ngxLocation]bool{}
+	var out []ruleOut
+	for _, l := range ordered {
+		if l.mod != "=" || l.own.internal != nil {
+			continue
+		}
+		slash := strings.LastIndexByte(l.uri, '/')
+		dir, name := l.uri[:slash+1], l.uri[slash+1:]
+		if name == "" {
+			continue
+		}
+		sel, _ := t.selectLocation(dir)
+		settings := &t.server
+		if sel != nil {
+			settings = &sel.eff
+		}
+		if sel != nil && sel.mod == "=" {
+			continue // the folder has its own exact location
+		}
+		names := settings.indexFiles()
+		if len(names) == 0 || names[0] != name {
+			continue // nginx tries the first existing index; keep it simple
+		}
+		root := settings.rootDir()
+		if root == "" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(l.uri))); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		pm := &pathOut{exact: []string{dir}, caseSensitive: true}
+		base := l.slug() + "-via-index"
+		rs := append(t.stepRules(base, pm, &l.eff, l.own.steps), t.accessRules(base, pm, &l.eff, l.label()+" (reached from "+dir+" by nginx's index redirect)")...)
+		ok := true
+		for _, r := range rs {
+			if r.action == "allow" {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		out = append(out, rs...)
+		handled[l] = true
+	}
+	return out, handled
 }
 
 // noteIndexRedirect reports exact and regex locations that can match an
@@ -701,16 +762,22 @@ func (t *ngxTranslator) barePathRules() []ruleOut {
 			continue
 		}
 		bare := strings.TrimSuffix(l.uri, "/")
-		if l.own.proxyPass != nil {
-			// nginx answers the bare path of a proxied prefix with a 301 to
-			// the prefix, before any access check; warden cannot redirect,
-			// so it sends the path upstream under the prefix's rules.
-			t.note(l.d, Approximate, "nginx redirects "+bare+" to "+l.uri+" (301); warden passes "+bare+" upstream under the rules of this location")
-			continue
-		}
 		sel, found := t.selectLocation(bare)
 		if found && sel.mod == "=" {
 			continue // an exact location already has its own region
+		}
+		if l.own.proxyPass != nil {
+			// nginx answers the bare path of a proxied prefix with a 301 to
+			// the prefix when it looks the location up, before any access
+			// check. warden's upstream handler answers that path with the
+			// same redirect, so the bare path only needs to get past the
+			// rules: nothing reaches the upstream through it.
+			rules = append(rules, ruleOut{
+				name: l.slug() + "-bare-redirect", path: &pathOut{exact: []string{bare}, caseSensitive: true}, action: "allow",
+				comment: t.comment(l.d, "nginx redirects "+bare+" to "+l.uri+" (301) before any access check; so does warden's upstream handler"),
+				src:     t.src(l.d),
+			})
+			continue
 		}
 		pm := &pathOut{exact: []string{bare}, caseSensitive: true}
 		var rs []ruleOut
