@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -244,8 +243,6 @@ func (rt *Runtime) HandlerFor(path string) string {
 		return "files " + r.prefix
 	}
 }
-
-var _ = http.StatusOK
 
 // buildWAF turns the waf section into an engine. Coraza's own errors name
 // the directive; the position given is the waf section's.

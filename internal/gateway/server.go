@@ -258,8 +258,6 @@ func rtSource(s *Server) string {
 	return ""
 }
 
-var errNoRuntime = errors.New("no runtime")
-
 // logWAF writes what the WAF matched: the rule ids, messages, score and the
 // offending variables, each as Coraza's ModSecurity-style line. In detect
 // mode this is the "would block" record; the request is still served.

@@ -10,7 +10,6 @@ import (
 	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/decision"
-	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/match/ipmatch"
 	"github.com/warden-gateway/warden/internal/match/pathmatch"
 )
@@ -366,8 +365,6 @@ func defaultReason(code decision.ReasonCode) string {
 	}
 	return string(code)
 }
-
-var _ = identity.Chain(nil)
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

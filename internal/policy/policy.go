@@ -7,6 +7,7 @@ package policy
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -133,7 +134,7 @@ func (r *rule) matches(ctx *evalCtx, why *string) bool {
 			return false
 		}
 	}
-	if len(r.methods) > 0 && !containsFold(r.methods, req.Method) {
+	if len(r.methods) > 0 && !slices.Contains(r.methods, req.Method) {
 		if why != nil {
 			*why = "method " + req.Method + " not listed"
 		}
@@ -188,15 +189,6 @@ func addrString(a netip.Addr) string {
 		return "(none)"
 	}
 	return a.String()
-}
-
-func containsFold(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func hasExt(lowerPath string, exts []string) bool {
