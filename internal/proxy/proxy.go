@@ -237,10 +237,17 @@ func newTransport(cfg Config, https bool) *http.Transport {
 func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
 
 // outbound carries what Serve decided into the Rewrite hook and the error
-// handler, which only see the request.
+// handler, which only see the request. It is itself the request's context
+// (the client's context plus this one value), so that a forwarded request
+// costs one allocation here instead of a context.WithValue node and a
+// separate struct. It is never pooled: the transport may hold the context
+// after ServeHTTP returned.
 type outbound struct {
-	in      *http.Request
-	req     *canonical.Request
+	context.Context
+	in  *http.Request
+	req *canonical.Request
+	// rawPath is empty when net/url's default escaping of path already is
+	// the judged escaped path, so the transport need not re-validate it.
 	path    string
 	rawPath string
 	user    string
@@ -248,6 +255,24 @@ type outbound struct {
 }
 
 type outboundKey struct{}
+
+// Value answers outboundKey with the outbound itself and defers every other
+// key to the client's context.
+func (ob *outbound) Value(key any) any {
+	if _, ok := key.(outboundKey); ok {
+		return ob
+	}
+	return ob.Context.Value(key)
+}
+
+// outboundOf returns the outbound ServeAs attached to ctx, or nil.
+func outboundOf(ctx context.Context) *outbound {
+	if ob, ok := ctx.(*outbound); ok {
+		return ob
+	}
+	ob, _ := ctx.Value(outboundKey{}).(*outbound)
+	return ob
+}
 
 // Serve forwards r upstream with no identity headers. The forwarded path is
 // exactly req.EscapedPath (after the upstream's prefix) and the query
@@ -269,7 +294,17 @@ func (p *Proxy) ServeAs(w http.ResponseWriter, r *http.Request, req *canonical.R
 	// If EscapedPath did not decode to Path, net/url would silently send its
 	// own encoding of Path, and the upstream could see a path the rules did
 	// not. That is a bug in warden, not in the request: fail closed.
-	if !strings.HasPrefix(req.Path, "/") || !escapesTo(path, rawPath) {
+	if !strings.HasPrefix(req.Path, "/") {
+		p.onError(w, r, decision.InternalError, fmt.Errorf("proxy: canonical path %q and escaped path %q disagree", req.Path, req.EscapedPath))
+		return
+	}
+	switch {
+	case defaultEscaping(path) == rawPath:
+		// net/url sends exactly rawPath with RawPath left empty (and
+		// rawPath then decodes to path), sparing the transport a
+		// validation of RawPath on every request.
+		rawPath = ""
+	case !escapesTo(path, rawPath):
 		p.onError(w, r, decision.InternalError, fmt.Errorf("proxy: canonical path %q and escaped path %q disagree", req.Path, req.EscapedPath))
 		return
 	}
@@ -277,15 +312,15 @@ func (p *Proxy) ServeAs(w http.ResponseWriter, r *http.Request, req *canonical.R
 		p.onError(w, r, decision.BadRequest, fmt.Errorf("proxy: client asked to upgrade to invalid protocol %q", up))
 		return
 	}
-	ob := &outbound{in: r, req: req, path: path, rawPath: rawPath, user: user, roles: roles}
-	p.reverse.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, ob)))
+	ob := &outbound{Context: r.Context(), in: r, req: req, path: path, rawPath: rawPath, user: user, roles: roles}
+	p.reverse.ServeHTTP(w, r.WithContext(ob))
 }
 
 // rewrite shapes the outbound request. ReverseProxy has already removed
 // hop-by-hop headers (including those named in Connection), Forwarded and
 // X-Forwarded-*.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	ob, _ := pr.In.Context().Value(outboundKey{}).(*outbound)
+	ob := outboundOf(pr.In.Context())
 	out := pr.Out
 	if ob == nil {
 		// Only Serve reaches here and it always sets ob. Without it there is
@@ -329,19 +364,23 @@ func dropIdentityHeaders(h http.Header) {
 // trusted proxy is never believed: the upstream gets only the address the
 // rules judged.
 func setForwardedHeaders(h http.Header, in *http.Request, req *canonical.Request) {
+	// The (at most) three values set below share one backing array; each
+	// header gets a full slice expression, so an append by a later writer
+	// reallocates instead of overwriting a neighbour.
+	values := make([]string, 4)
+	// One formatting of the client address serves both headers.
+	clientIP := ""
+	if req.ClientIP.IsValid() {
+		clientIP = req.ClientIP.Unmap().String()
+	}
 	if req.PeerTrusted {
-		chain := strings.Join(in.Header["X-Forwarded-For"], ", ")
-		if req.PeerIP.IsValid() {
-			if chain != "" {
-				chain += ", "
-			}
-			chain += req.PeerIP.Unmap().String()
+		if chain := forwardedForChain(in.Header["X-Forwarded-For"], req); chain != "" {
+			values[0] = chain
+			h["X-Forwarded-For"] = values[0:1:1]
 		}
-		if chain != "" {
-			h["X-Forwarded-For"] = []string{chain}
-		}
-	} else if req.ClientIP.IsValid() {
-		h["X-Forwarded-For"] = []string{req.ClientIP.Unmap().String()}
+	} else if clientIP != "" {
+		values[0] = clientIP
+		h["X-Forwarded-For"] = values[0:1:1]
 	}
 	// X-Real-IP is believed by many upstream frameworks; a client must not
 	// be able to choose it.
@@ -350,12 +389,11 @@ func setForwardedHeaders(h http.Header, in *http.Request, req *canonical.Request
 		// Other client-address headers, set by CDNs and load balancers,
 		// are believed by some upstreams too; from a peer that is not a
 		// trusted proxy they are the client's own claim.
-		for _, name := range clientAddressHeaders {
-			delete(h, name)
-		}
+		dropClientAddressHeaders(h)
 	}
-	if req.ClientIP.IsValid() {
-		h["X-Real-Ip"] = []string{req.ClientIP.Unmap().String()}
+	if clientIP != "" {
+		values[1] = clientIP
+		h["X-Real-Ip"] = values[1:2:2]
 	}
 
 	// A trusted proxy in front (say a TLS-terminating load balancer) knows
@@ -374,9 +412,68 @@ func setForwardedHeaders(h http.Header, in *http.Request, req *canonical.Request
 		}
 	}
 	if host != "" {
-		h["X-Forwarded-Host"] = []string{host}
+		values[2] = host
+		h["X-Forwarded-Host"] = values[2:3:3]
 	}
-	h["X-Forwarded-Proto"] = []string{proto}
+	values[3] = proto
+	h["X-Forwarded-Proto"] = values[3:4:4]
+}
+
+// forwardedForChain is a trusted peer's X-Forwarded-For chain, folded into
+// one value, with the peer's own address appended.
+func forwardedForChain(prior []string, req *canonical.Request) string {
+	var peer [64]byte
+	peerIP := []byte(nil)
+	if req.PeerIP.IsValid() {
+		peerIP = req.PeerIP.Unmap().AppendTo(peer[:0])
+	}
+	n := len(peerIP)
+	for _, v := range prior {
+		n += len(v) + 2
+	}
+	if n == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, v := range prior {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(v)
+	}
+	if len(peerIP) > 0 {
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.Write(peerIP)
+	}
+	return b.String()
+}
+
+// dropClientAddressHeaders deletes clientAddressHeaders from h, walking
+// whichever of the two is shorter.
+func dropClientAddressHeaders(h http.Header) {
+	if len(h) >= len(clientAddressHeaders) {
+		for _, name := range clientAddressHeaders {
+			delete(h, name)
+		}
+		return
+	}
+	for name := range h {
+		if isClientAddressHeader(name) {
+			delete(h, name)
+		}
+	}
+}
+
+func isClientAddressHeader(name string) bool {
+	for _, n := range clientAddressHeaders {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // clientAddressHeaders name the client address in CDN and load-balancer
@@ -398,10 +495,18 @@ var clientAddressHeaders = []string{
 // client's X-Warden-* headers; the decision service can call it on its
 // forward-auth response headers.
 func SetIdentityHeaders(h http.Header, user string, roles []string) {
-	h.Del(UserHeader)
-	h.Del(RolesHeader)
+	// Both names are canonical already; delete skips re-canonicalizing.
+	delete(h, UserHeader)
+	delete(h, RolesHeader)
 	if user != "" {
-		h.Set(UserHeader, escapeHeaderValue(user, false))
+		h[UserHeader] = []string{escapeHeaderValue(user, false)}
+	}
+	if len(roles) == 1 {
+		// The common single role needs no builder.
+		if roles[0] != "" {
+			h[RolesHeader] = []string{escapeHeaderValue(roles[0], true)}
+		}
+		return
 	}
 	var b strings.Builder
 	for _, role := range roles {
@@ -414,7 +519,7 @@ func SetIdentityHeaders(h http.Header, user string, roles []string) {
 		b.WriteString(escapeHeaderValue(role, true))
 	}
 	if b.Len() > 0 {
-		h.Set(RolesHeader, b.String())
+		h[RolesHeader] = []string{b.String()}
 	}
 }
 
@@ -448,7 +553,7 @@ func escapeHeaderValue(s string, escapeComma bool) string {
 // request; its context is the client's.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	in := r
-	if ob, ok := r.Context().Value(outboundKey{}).(*outbound); ok {
+	if ob := outboundOf(r.Context()); ob != nil {
 		in = ob.in
 	}
 	code, render := classify(r.Context(), err)
@@ -478,6 +583,13 @@ func plainError(w http.ResponseWriter, _ *http.Request, code decision.ReasonCode
 	http.Error(w, string(code), code.Status())
 }
 
+// defaultEscaping is what net/url sends for a decoded path when RawPath is
+// empty; it allocates only when path has bytes to escape.
+func defaultEscaping(path string) string {
+	u := url.URL{Path: path}
+	return u.EscapedPath()
+}
+
 // escapesTo reports whether net/url will put rawPath on the wire for a URL
 // whose decoded path is path.
 func escapesTo(path, rawPath string) bool {
@@ -495,20 +607,21 @@ func printableASCII(s string) bool {
 }
 
 // bufferPool recycles the 32 KiB copy buffers ReverseProxy would otherwise
-// allocate for every response.
+// allocate for every response. It pools array pointers, which convert to
+// and from the slices ReverseProxy wants without allocating (a pooled
+// *[]byte would need a fresh slice header on every Put).
 type bufferPool struct{ pool sync.Pool }
 
 const copyBufferSize = 32 << 10
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
+	return &bufferPool{pool: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte { return *b.pool.Get().(*[]byte) }
+func (b *bufferPool) Get() []byte { return b.pool.Get().(*[copyBufferSize]byte)[:] }
 
 func (b *bufferPool) Put(buf []byte) {
 	if cap(buf) == copyBufferSize {
-		buf = buf[:copyBufferSize]
-		b.pool.Put(&buf)
+		b.pool.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
 	}
 }
