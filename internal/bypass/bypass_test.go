@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/warden-gateway/warden/internal/config"
-	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 	"github.com/warden-gateway/warden/internal/identity"
 )
 
@@ -59,29 +59,7 @@ func startWarden(t *testing.T, up *lenient) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := gateway.NewServer(slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Swap(rt)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln = gateway.WrapListener(ln, &cfg.Limits)
-	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = hs.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		<-done
-		rt.Close()
-	})
-	return ln.Addr().String()
+	return gatewaytest.Start(t, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil).Addr
 }
 
 // outcome is what the client saw.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 )
 
 // limUpstream records every request that reaches it with its body.
@@ -60,30 +61,7 @@ func startLimited(t *testing.T, yaml string) (addr string, logs *strings.Builder
 	if err != nil {
 		t.Fatal(err)
 	}
-	logBuf := &lockedLog{}
-	srv := gateway.NewServer(slog.New(slog.NewJSONHandler(logBuf, nil)))
-	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Swap(rt)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln = gateway.WrapListener(ln, &cfg.Limits)
-	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = hs.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		<-done
-		rt.Close()
-	})
-	return ln.Addr().String(), nil
+	return gatewaytest.Start(t, cfg, slog.New(slog.NewJSONHandler(&lockedLog{}, nil)), nil).Addr, nil
 }
 
 type lockedLog struct {

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/warden-gateway/warden/internal/config"
-	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 )
 
 // wafSQLiQuery is q=1' OR '1'='1: at paranoia 1 only 942100 (SQL injection
@@ -143,22 +143,7 @@ func startWAFGateway(t *testing.T, configYAML, upstreamURL string) (string, *waf
 		t.Fatalf("config: %v", err)
 	}
 	log := &wafLog{}
-	srv := gateway.NewServer(slog.New(&wafLogHandler{log: log}))
-	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	srv.Swap(rt)
-	rt.Start(context.Background())
-	t.Cleanup(rt.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	go func() { _ = hs.Serve(gateway.WrapListener(ln, &cfg.Limits)) }()
-	t.Cleanup(func() { _ = hs.Close() })
-	return "http://" + ln.Addr().String(), log
+	return gatewaytest.Start(t, cfg, slog.New(&wafLogHandler{log: log}), nil).URL(), log
 }
 
 // wafUpstream is a real upstream that keeps what it received.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 )
 
 // warden is a gateway serving on loopback.
@@ -31,30 +31,8 @@ func startWarden(t testing.TB, yaml string) *warden {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := gateway.NewServer(slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Swap(rt)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln = gateway.WrapListener(ln, &cfg.Limits)
-	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	hs.ErrorLog = nil
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = hs.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		<-done
-		rt.Close()
-	})
-	return &warden{addr: ln.Addr().String(), rt: rt, hs: hs}
+	in := gatewaytest.Start(t, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), func(hs *http.Server) { hs.ErrorLog = nil })
+	return &warden{addr: in.Addr, rt: in.Runtime, hs: in.HTTP}
 }
 
 // problem is the refusal body.

@@ -3,7 +3,6 @@ package crs
 import (
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -20,6 +19,7 @@ import (
 	txhttp "github.com/corazawaf/coraza/v3/http"
 
 	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 	"github.com/warden-gateway/warden/internal/waf"
 )
 
@@ -75,15 +75,7 @@ func benchLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard
 // wardenFront runs warden on a loopback port, as `warden serve` does, and
 // returns its base URL.
 func wardenFront(b *testing.B, upstreamURL string) string {
-	srv, cfg := newWarden(b, benchWardenConfig, upstreamURL, benchLogger())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	go func() { _ = hs.Serve(gateway.WrapListener(ln, &cfg.Limits)) }()
-	b.Cleanup(func() { _ = hs.Close() })
-	return "http://" + ln.Addr().String()
+	return gatewaytest.Start(b, wardenConfig(b, benchWardenConfig, upstreamURL), benchLogger(), nil).URL()
 }
 
 // corazaFront runs Coraza's middleware, over the SecLang warden's engine

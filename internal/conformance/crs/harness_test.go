@@ -36,6 +36,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 )
 
 // crsTestsDir finds ../shared/conformance/crs/tests next to the repository
@@ -287,23 +288,18 @@ type serverUnderTest struct {
 func startWarden(t testing.TB, configYAML, upstreamURL string) *serverUnderTest {
 	t.Helper()
 	ws := &serverUnderTest{log: newDecisionLog(), conns: newConnTracker()}
-	srv, cfg := newWarden(t, configYAML, upstreamURL, ws.log.logger())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	// warden's own ConnState hook feeds its framing check; keep it.
-	wardenConnState := hs.ConnState
-	hs.ConnState = func(c net.Conn, state http.ConnState) {
-		if wardenConnState != nil {
-			wardenConnState(c, state)
+	cfg := wardenConfig(t, configYAML, upstreamURL)
+	in := gatewaytest.Start(t, cfg, ws.log.logger(), func(hs *http.Server) {
+		// warden's own ConnState hook feeds its framing check; keep it.
+		wardenConnState := hs.ConnState
+		hs.ConnState = func(c net.Conn, state http.ConnState) {
+			if wardenConnState != nil {
+				wardenConnState(c, state)
+			}
+			ws.conns.observe(c, state)
 		}
-		ws.conns.observe(c, state)
-	}
-	go func() { _ = hs.Serve(gateway.WrapListener(ln, &cfg.Limits)) }()
-	t.Cleanup(func() { _ = hs.Close() })
-	ws.addr = ln.Addr().String()
+	})
+	ws.addr = in.Addr
 	return ws
 }
 
@@ -311,10 +307,7 @@ func startWarden(t testing.TB, configYAML, upstreamURL string) *serverUnderTest 
 // replaced by upstreamURL) with the given decision logger.
 func newWarden(t testing.TB, configYAML, upstreamURL string, logger *slog.Logger) (*gateway.Server, *config.Config) {
 	t.Helper()
-	cfg, err := config.Parse("crs-test.yaml", []byte(strings.ReplaceAll(configYAML, "{{UPSTREAM}}", upstreamURL)))
-	if err != nil {
-		t.Fatalf("parsing the warden config: %v", err)
-	}
+	cfg := wardenConfig(t, configYAML, upstreamURL)
 	srv := gateway.NewServer(logger)
 	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
 	if err != nil {
@@ -324,6 +317,17 @@ func newWarden(t testing.TB, configYAML, upstreamURL string, logger *slog.Logger
 	rt.Start(context.Background())
 	t.Cleanup(rt.Close)
 	return srv, cfg
+}
+
+// wardenConfig parses a YAML config with {{UPSTREAM}} replaced by
+// upstreamURL.
+func wardenConfig(t testing.TB, configYAML, upstreamURL string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("crs-test.yaml", []byte(strings.ReplaceAll(configYAML, "{{UPSTREAM}}", upstreamURL)))
+	if err != nil {
+		t.Fatalf("parsing the warden config: %v", err)
+	}
+	return cfg
 }
 
 // echoUpstream is the albedo-like upstream on a loopback port. It keeps
