@@ -63,13 +63,6 @@ func (s *Server) UpstreamError(w http.ResponseWriter, r *http.Request, code deci
 
 var _ proxy.ErrorFunc = (*Server)(nil).UpstreamError
 
-type ctxKey struct{}
-
-type reqState struct {
-	id  string
-	req *canonical.Request
-}
-
 func requestID(w http.ResponseWriter) string { return w.Header().Get("X-Request-Id") }
 
 // ServeHTTP is the pipeline: canonical request → decision → refusal or
