@@ -105,13 +105,15 @@ func (c *compiler) compileCanonical() {
 		}
 		c.p.Canonical.TrustedProxies = set
 	}
+	// Forwarded is read as RFC 7239, X-Real-IP as one address, any other
+	// header (X-Forwarded-For, True-Client-IP, CF-Connecting-IP) as a
+	// comma-separated chain.
 	for _, h := range cfg.ClientIPHeaders {
-		switch http.CanonicalHeaderKey(h.Value) {
-		case "Forwarded", "X-Forwarded-For", "X-Real-Ip":
-			c.p.Canonical.ClientIPHeaders = append(c.p.Canonical.ClientIPHeaders, h.Value)
-		default:
-			c.p.Canonical.ClientIPHeaders = append(c.p.Canonical.ClientIPHeaders, h.Value)
-		}
+		c.checkHeaderName(h.Pos, "client_ip_headers", h.Value)
+		c.p.Canonical.ClientIPHeaders = append(c.p.Canonical.ClientIPHeaders, http.CanonicalHeaderKey(h.Value))
+	}
+	if len(cfg.ClientIPHeaders) > 0 && len(cfg.TrustedProxies) == 0 {
+		c.errf(cfg.ClientIPHeaders[0].Pos, "list the proxies that set them under trusted_proxies", "client_ip_headers are read only from trusted proxies, and none are listed")
 	}
 }
 
