@@ -77,23 +77,33 @@ func parseNode(s string) (netip.Addr, error) {
 	if s == "" {
 		return netip.Addr{}, fmt.Errorf("empty address in chain")
 	}
+	a, ok := readNode(s)
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
+	}
+	// A zone names an interface of the proxy's host, not a client; in any
+	// of the forms, it cannot be judged.
+	if a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("zoned address %q in chain", s)
+	}
+	return a.Unmap(), nil
+}
+
+func readNode(s string) (netip.Addr, bool) {
 	if a, err := netip.ParseAddr(s); err == nil {
-		if a.Zone() != "" {
-			return netip.Addr{}, fmt.Errorf("zoned address %q in chain", s)
-		}
-		return a.Unmap(), nil
+		return a, true
 	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), nil
+		return ap.Addr(), true
 	}
-	if strings.HasPrefix(s, "[") {
-		if end := strings.IndexByte(s, ']'); end > 0 {
-			if a, err := netip.ParseAddr(s[1:end]); err == nil {
-				return a.Unmap(), nil
-			}
+	// "[v6]" without a port (RFC 7239 allows it); anything after the
+	// bracket other than ":port" is not an address.
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil {
+			return a, true
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
+	return netip.Addr{}, false
 }
 
 // forwardedFor extracts the for= values of RFC 7239 Forwarded headers, in
