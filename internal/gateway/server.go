@@ -95,7 +95,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := s.Now()
 	d := rt.Policy.Decide(&req, now, nil)
 	if !d.Allowed() {
-		s.refuse(w, r, &d, &req, id)
+		s.refuseWith(w, r, &d, &req, id, rt, now)
 		return
 	}
 	if rt.LogAll {
@@ -188,7 +188,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // refuse logs and renders a refusal.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, d *decision.Decision, req *canonical.Request, id string) {
-	rt := s.rt.Load()
+	// The clock is read only if a trace is recomputed: the refusal of a
+	// panic (perhaps in the clock itself) must not read it again.
+	s.refuseWith(w, r, d, req, id, s.rt.Load(), time.Time{})
+}
+
+// refuseWith is refuse for a decision made under rt at now: the trace in the
+// log is recomputed with the same policy and the same time, so it explains
+// exactly the decision that was rendered, even across a reload.
+func (s *Server) refuseWith(w http.ResponseWriter, r *http.Request, d *decision.Decision, req *canonical.Request, id string, rt *Runtime, now time.Time) {
 	opts := refusal.Options{}
 	if rt != nil {
 		opts = rt.Refusals
@@ -199,7 +207,10 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, d *decision.Deci
 			// Evaluation is pure, so the trace is recomputed only for the
 			// refusals that get logged, keeping the allow path free of it.
 			t := decision.Trace{}
-			rt.Policy.Decide(req, s.Now(), &t)
+			if now.IsZero() {
+				now = s.Now()
+			}
+			rt.Policy.Decide(req, now, &t)
 			tr = &t
 		}
 		s.logDecision(r, req, d, id, tr)
