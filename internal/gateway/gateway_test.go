@@ -26,6 +26,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 	"github.com/warden-gateway/warden/internal/identity"
 )
 
@@ -135,37 +136,14 @@ func startGateway(t *testing.T, dir, src string) *gw {
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
-	srv := gateway.NewServer(slog.New(slog.NewJSONHandler(logs, nil)))
-	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	srv.Swap(rt)
+	srv, rt := gatewaytest.Build(t, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	return serve(t, srv, &cfg.Limits, logs, rt)
 }
 
 func serve(t *testing.T, srv *gateway.Server, limits *config.Limits, logs *syncBuffer, rt *gateway.Runtime) *gw {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, limits)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := hs.Serve(ln); err != http.ErrServerClosed {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		<-done
-		if rt != nil {
-			rt.Close()
-		}
-	})
-	return &gw{base: "http://" + ln.Addr().String(), addr: ln.Addr().String(), srv: srv, log: logs}
+	in := gatewaytest.Serve(t, srv, rt, limits, nil)
+	return &gw{base: in.URL(), addr: in.Addr, srv: srv, log: logs}
 }
 
 // fixture is the site most tests share: a folder, an upstream, an upstream

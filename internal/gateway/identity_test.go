@@ -22,7 +22,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +42,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 	"github.com/warden-gateway/warden/internal/identity"
 )
 
@@ -234,33 +234,12 @@ func startIDGateway(t *testing.T, dir, src string, start bool) *idGateway {
 		t.Fatalf("config: %v", err)
 	}
 	logs := &idLog{}
-	srv := gateway.NewServer(slog.New(slog.NewJSONHandler(logs, nil)))
-	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	srv.Swap(rt)
+	srv, rt := gatewaytest.Build(t, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if start {
 		rt.Start(context.Background())
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		<-done
-		rt.Close()
-	})
-	return &idGateway{base: "http://" + ln.Addr().String(), rt: rt, srv: srv, log: logs}
+	in := gatewaytest.Serve(t, srv, rt, &cfg.Limits, nil)
+	return &idGateway{base: in.URL(), rt: rt, srv: srv, log: logs}
 }
 
 // idClientFrom is a client whose connections leave from the loopback

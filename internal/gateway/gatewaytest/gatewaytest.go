@@ -6,6 +6,7 @@ package gatewaytest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,10 +28,21 @@ type Instance struct {
 // URL is the gateway's base URL.
 func (in *Instance) URL() string { return "http://" + in.Addr }
 
-// Start builds cfg and serves it on 127.0.0.1:0 until the test ends. tweak,
-// when given, adjusts the http.Server before it serves (a ConnState hook
-// must chain to the one already set: the framer needs it).
+// Start builds cfg, starts its background work and serves it on
+// 127.0.0.1:0 until the test ends. tweak, when given, adjusts the
+// http.Server before it serves (a ConnState hook must chain to the one
+// already set: the framer needs it).
 func Start(tb testing.TB, cfg *config.Config, logger *slog.Logger, tweak func(*http.Server)) *Instance {
+	tb.Helper()
+	srv, rt := Build(tb, cfg, logger)
+	rt.Start(context.Background())
+	return Serve(tb, srv, rt, &cfg.Limits, tweak)
+}
+
+// Build compiles cfg into a runtime installed in a new server, without
+// starting its background work (for tests of what happens before it runs).
+// The runtime is closed when the test ends.
+func Build(tb testing.TB, cfg *config.Config, logger *slog.Logger) (*gateway.Server, *gateway.Runtime) {
 	tb.Helper()
 	srv := gateway.NewServer(logger)
 	rt, err := gateway.Build(cfg, gateway.Options{}, srv.UpstreamError)
@@ -38,25 +50,32 @@ func Start(tb testing.TB, cfg *config.Config, logger *slog.Logger, tweak func(*h
 		tb.Fatalf("building the gateway: %v", err)
 	}
 	srv.Swap(rt)
-	rt.Start(context.Background())
+	tb.Cleanup(rt.Close)
+	return srv, rt
+}
+
+// Serve serves srv on 127.0.0.1:0 the way `warden serve` does until the
+// test ends. rt may be nil (a server with no policy loaded).
+func Serve(tb testing.TB, srv *gateway.Server, rt *gateway.Runtime, limits *config.Limits, tweak func(*http.Server)) *Instance {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		rt.Close()
 		tb.Fatal(err)
 	}
-	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, &cfg.Limits)
+	hs := gateway.NewHTTPServer(ln.Addr().String(), srv, limits)
 	if tweak != nil {
 		tweak(hs)
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = hs.Serve(gateway.WrapListener(ln, &cfg.Limits))
+		if err := hs.Serve(gateway.WrapListener(ln, limits)); !errors.Is(err, http.ErrServerClosed) {
+			tb.Errorf("serve: %v", err)
+		}
 	}()
 	tb.Cleanup(func() {
 		_ = hs.Close()
 		<-done
-		rt.Close()
 	})
 	return &Instance{Addr: ln.Addr().String(), Server: srv, Runtime: rt, HTTP: hs}
 }
