@@ -127,14 +127,10 @@ func TestImportUsage(t *testing.T) {
 	}
 }
 
-// TestImportThroughMain runs `warden import` as users do, once main.go
-// routes the command here.
+// TestImportThroughMain runs `warden import` as users do.
 func TestImportThroughMain(t *testing.T) {
 	dir := t.TempDir()
 	r := warden(t, dir, "import")
-	if strings.Contains(r.stderr, `unknown command "import"`) {
-		t.Skip("main.go does not route import yet")
-	}
 	if r.code != 2 || !strings.Contains(r.stderr, "warden import nginx FILE") {
 		t.Errorf("warden import: exit %d, stderr %q", r.code, r.stderr)
 	}

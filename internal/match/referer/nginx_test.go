@@ -27,9 +27,9 @@ func nginxBinary(t *testing.T) string {
 		return p
 	}
 	if os.Getenv("CI") == "true" {
-		t.Fatal("nginx is not installed (apt-get install -y nginx-light)")
+		t.Fatal("nginx is not installed (apt-get install -y nginx)")
 	}
-	t.Skip("nginx is not installed (apt-get install -y nginx-light)")
+	t.Skip("nginx is not installed (apt-get install -y nginx)")
 	return ""
 }
 
