@@ -48,24 +48,6 @@ func MaxConnections(l *config.Limits) int {
 	return l.MaxConnections
 }
 
-// overrideHeaders make some upstreams route or dispatch on something other
-// than the request line: the path or method the rules judged would not be
-// the one the upstream acts on. warden refuses them (400) from anyone,
-// rather than silently dropping them, so that a client relying on one
-// learns why it does not work.
-var overrideHeaders = []struct{ name, why string }{
-	// Symfony/Zend/Laravel (CVE-2018-14773), IIS URL Rewrite.
-	{"X-Original-Url", "overrides the request path in some frameworks"},
-	{"X-Rewrite-Url", "overrides the request path in some frameworks"},
-	// Rails, Express method-override, Symfony, OData clients.
-	{"X-Http-Method-Override", "overrides the request method in some frameworks"},
-	{"X-Http-Method", "overrides the request method in some frameworks"},
-	{"X-Method-Override", "overrides the request method in some frameworks"},
-	// Next.js middleware bypass (CVE-2025-29927): set only by Next.js
-	// itself; from a client it skips the application's middleware.
-	{"X-Middleware-Subrequest", "makes Next.js skip its middleware"},
-}
-
 // Harden checks what must hold before any rule runs, and bounds the body:
 //
 //   - framing: a request whose bytes on the connection were ambiguous
@@ -112,11 +94,9 @@ func (h *hardened) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			delete(r.Header, name)
 		}
 	}
-	for _, o := range overrideHeaders {
-		if _, present := r.Header[o.name]; present {
-			h.refuse(w, r, http.StatusBadRequest, "header "+o.name+" is not accepted: it "+o.why, false)
-			return
-		}
+	if o, found := canonical.FindOverrideHeader(r.Header); found {
+		h.refuse(w, r, http.StatusBadRequest, "header "+o.Name+" is not accepted: it "+o.Why, false)
+		return
 	}
 	if h.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > h.maxBody {

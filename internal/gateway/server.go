@@ -104,8 +104,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.waf != nil {
 		// The WAF runs last among the checks, so requests refused by
 		// cheaper rules never cost it anything.
-		r = r.WithContext(waf.WithRequestID(r.Context(), id))
-		v, body, err := rt.waf.Inspect(r, req.EscapedPath, req.RawQuery, req.ClientIP)
+		v, body, err := rt.waf.Inspect(waf.RequestFrom(r, id, req.EscapedPath, req.RawQuery, req.ClientIP))
 		if err != nil {
 			bd := decision.Refuse(decision.BadRequest, "the request body could not be read")
 			bd.Detail = err.Error()

@@ -39,7 +39,7 @@ func wardenFront(b *testing.B, proxy http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		peer, _ := netip.ParseAddrPort(r.RemoteAddr)
-		v, body, err := e.Inspect(r, r.URL.EscapedPath(), r.URL.RawQuery, peer.Addr())
+		v, body, err := e.Inspect(RequestFrom(r, "", r.URL.EscapedPath(), r.URL.RawQuery, peer.Addr()))
 		if err != nil {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return

@@ -2,7 +2,6 @@ package waf
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -36,7 +35,7 @@ type Verdict struct {
 	// Inspected is false when the route has the WAF off.
 	Inspected bool
 	// TransactionID is Coraza's unique_id for the request, the one in every
-	// ErrorLog line: the id set with WithRequestID, or a random one.
+	// ErrorLog line: Request.ID, or a random one.
 	TransactionID string
 	// Blocked: in block mode the request must be refused (403 waf_blocked).
 	// Always false in detect mode.
@@ -112,19 +111,34 @@ func (v *Verdict) RuleIDs() []int {
 	return ids
 }
 
-type requestIDKey struct{}
-
-// WithRequestID returns a context that makes Inspect use id as the Coraza
-// transaction id, so warden's request id appears as unique_id in every
-// matched rule's log line.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+// Request is what the WAF judges, as parts, so that any front end (the
+// gateway, the middleware, a decision service that never sees a
+// *http.Request) can hand it over.
+type Request struct {
+	// ID becomes Coraza's transaction id (unique_id in every matched rule's
+	// log line): warden's request id. Empty: a random one.
+	ID     string
+	Method string
+	Proto  string
+	Host   string
+	// Path is the canonical path in its wire form
+	// (canonical.Request.EscapedPath: what the upstream receives); the WAF
+	// takes the path from here, never from the raw target.
+	Path     string
+	RawQuery string
+	Header   http.Header
+	// TransferEncoding is what net/http moved out of Header.
+	TransferEncoding []string
+	// Body may be nil. ContentLength is -1 when unknown.
+	Body          io.ReadCloser
+	ContentLength int64
+	// ClientIP is the client rules judge; ClientPort its TCP port when the
+	// client is the peer itself (0 otherwise).
+	ClientIP   netip.Addr
+	ClientPort int
 }
 
-// Inspect runs phases 1 and 2 on r. path is the canonical path in its wire
-// form (canonical.Request.EscapedPath: what the upstream receives) and
-// rawQuery the query forwarded with it; the WAF takes the path from there,
-// never from r.URL. clientIP is the client rules judge.
+// Inspect runs phases 1 and 2 on r.
 //
 // The body is read once, up to the limit, and the returned ReadCloser yields
 // exactly the bytes inspected (followed by the unread rest when an over-limit
@@ -137,27 +151,31 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 // through Verdict.WrapResponse, or without serving).
 //
 // An error means the request body could not be read; nothing was judged.
-func (e *Engine) Inspect(r *http.Request, path, rawQuery string, clientIP netip.Addr) (Verdict, io.ReadCloser, error) {
+func (e *Engine) Inspect(r *Request) (Verdict, io.ReadCloser, error) {
+	path := r.Path
 	decodedPath, err := url.PathUnescape(path)
 	if err != nil {
 		decodedPath = path
+	}
+	if r.Body == nil {
+		r.Body = http.NoBody
 	}
 	if e.routeOff(decodedPath) {
 		return Verdict{}, r.Body, nil
 	}
 
-	tx := e.newTransaction(r.Context())
+	tx := e.newTransaction(r.ID)
 	ot := &openTransaction{engine: e, tx: tx, proto: r.Proto}
 	v := Verdict{Inspected: true, TransactionID: tx.ID()}
 
 	client := ""
-	if clientIP.IsValid() {
-		client = clientIP.Unmap().String()
+	if r.ClientIP.IsValid() {
+		client = r.ClientIP.Unmap().String()
 	}
-	tx.ProcessConnection(client, clientPort(r.RemoteAddr, clientIP), "", 0)
+	tx.ProcessConnection(client, r.ClientPort, "", 0)
 	uri := path
-	if rawQuery != "" {
-		uri += "?" + rawQuery
+	if r.RawQuery != "" {
+		uri += "?" + r.RawQuery
 	}
 	tx.ProcessURI(uri, r.Method, r.Proto)
 	for name, values := range r.Header {
@@ -204,10 +222,22 @@ func (e *Engine) Inspect(r *http.Request, path, rawQuery string, clientIP netip.
 	return e.endRequest(ot, v), forward, nil
 }
 
+// RequestFrom gives the parts of an *http.Request, for front ends that have
+// one. path and rawQuery are the canonical ones; clientIP the client rules
+// judged.
+func RequestFrom(r *http.Request, id, path, rawQuery string, clientIP netip.Addr) *Request {
+	return &Request{
+		ID: id, Method: r.Method, Proto: r.Proto, Host: r.Host,
+		Path: path, RawQuery: rawQuery, Header: r.Header, TransferEncoding: r.TransferEncoding,
+		Body: r.Body, ContentLength: r.ContentLength,
+		ClientIP: clientIP, ClientPort: ClientPort(r.RemoteAddr, clientIP),
+	}
+}
+
 // readBody reads up to BodyLimit bytes. It returns the bytes to inspect, the
 // body to forward, and whether the body is over the limit (then nothing is
 // to be inspected and forward replays what was read before the rest).
-func (e *Engine) readBody(r *http.Request, tx types.Transaction) (inspect []byte, forward io.ReadCloser, overLimit bool, err error) {
+func (e *Engine) readBody(r *Request, tx types.Transaction) (inspect []byte, forward io.ReadCloser, overLimit bool, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, http.NoBody, false, nil
 	}
@@ -262,8 +292,7 @@ func (e *Engine) endRequest(ot *openTransaction, v Verdict) Verdict {
 	return v
 }
 
-func (e *Engine) newTransaction(ctx context.Context) types.Transaction {
-	id, _ := ctx.Value(requestIDKey{}).(string)
+func (e *Engine) newTransaction(id string) types.Transaction {
 	if id == "" {
 		return e.waf.NewTransaction()
 	}
@@ -363,9 +392,9 @@ func interruptionStatus(it *types.Interruption) int {
 	return 0
 }
 
-// clientPort is the TCP port of the client when the client is the peer
+// ClientPort is the TCP port of the client when the client is the peer
 // itself (not an address reported by a trusted proxy).
-func clientPort(remoteAddr string, client netip.Addr) int {
+func ClientPort(remoteAddr string, client netip.Addr) int {
 	host, port, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
 		return 0

@@ -47,7 +47,7 @@ func browserRequest(method, target string, body io.Reader) *http.Request {
 // ends the transaction.
 func inspect(t *testing.T, e *Engine, r *http.Request) Verdict {
 	t.Helper()
-	v, body, err := e.Inspect(r, r.URL.EscapedPath(), r.URL.RawQuery, testClient)
+	v, body, err := e.Inspect(RequestFrom(r, "", r.URL.EscapedPath(), r.URL.RawQuery, testClient))
 	if err != nil {
 		t.Fatalf("Inspect: %v", err)
 	}
@@ -180,7 +180,7 @@ func TestRouteTuningKeysOnTheCanonicalPathGiven(t *testing.T) {
 	e := newEngine(t, Config{Routes: []RouteTuning{{PathPrefix: "/search", RemoveRuleIDs: []int{942100}}}})
 	// r.URL says /search; the canonical path warden judged says /admin.
 	r := browserRequest("GET", "/search?"+sqliQuery, nil)
-	v, _, err := e.Inspect(r, "/admin", sqliQuery, testClient)
+	v, _, err := e.Inspect(RequestFrom(r, "", "/admin", sqliQuery, testClient))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestRouteTuningKeysOnTheCanonicalPathGiven(t *testing.T) {
 		t.Fatalf("tuning for /search applied to canonical /admin: %v", v.RuleIDs())
 	}
 	// And the query judged is the one given, not r.URL's.
-	v, _, err = e.Inspect(browserRequest("GET", "/x?"+sqliQuery, nil), "/x", "id=42", testClient)
+	v, _, err = e.Inspect(RequestFrom(browserRequest("GET", "/x?"+sqliQuery, nil), "", "/x", "id=42", testClient))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestRouteOffSkipsInspectionAndStreamsBody(t *testing.T) {
 	e := newEngine(t, Config{Routes: []RouteTuning{{PathPrefix: "/upload/", Off: true}}})
 	r := browserRequest("POST", "/upload/file?"+sqliQuery, strings.NewReader("x=<script>alert(1)</script>"))
 	original := r.Body
-	v, body, err := e.Inspect(r, "/upload/file", sqliQuery, testClient)
+	v, body, err := e.Inspect(RequestFrom(r, "", "/upload/file", sqliQuery, testClient))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestBodyOverLimit(t *testing.T) {
 			}
 
 			pass := newEngine(t, Config{BodyLimit: limit, BodyOverLimit: BodyOverLimitPass})
-			v, body, err := pass.Inspect(newReq(), "/comments", "", testClient)
+			v, body, err := pass.Inspect(RequestFrom(newReq(), "", "/comments", "", testClient))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -285,7 +285,7 @@ func TestBodyForwardedIsTheBodyInspected(t *testing.T) {
 
 	var inspected string
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, body, err := e.Inspect(r, r.URL.EscapedPath(), r.URL.RawQuery, testClient)
+		v, body, err := e.Inspect(RequestFrom(r, "", r.URL.EscapedPath(), r.URL.RawQuery, testClient))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -353,8 +353,11 @@ func TestNetHTTPHeadersGivenBackToCoraza(t *testing.T) {
 func TestRequestIDBecomesTransactionID(t *testing.T) {
 	e := newEngine(t, Config{})
 	r := browserRequest("GET", "/?"+sqliQuery, nil)
-	r = r.WithContext(WithRequestID(r.Context(), "req-7f3a"))
-	v := inspect(t, e, r)
+	v, _, err := e.Inspect(RequestFrom(r, "req-7f3a", r.URL.EscapedPath(), r.URL.RawQuery, testClient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Finish()
 	if v.TransactionID != "req-7f3a" || len(v.Matches) == 0 {
 		t.Fatalf("transaction id %q, %d matches", v.TransactionID, len(v.Matches))
 	}
@@ -376,7 +379,7 @@ func TestResponseInspection(t *testing.T) {
 	})
 	serve := func(e *Engine) (*httptest.ResponseRecorder, ResponseVerdict) {
 		r := browserRequest("GET", "/list", nil)
-		v, _, err := e.Inspect(r, "/list", "", testClient)
+		v, _, err := e.Inspect(RequestFrom(r, "", "/list", "", testClient))
 		if err != nil || v.Blocked {
 			t.Fatalf("request refused: %v %+v", err, v)
 		}
@@ -414,7 +417,7 @@ func TestResponseInspection(t *testing.T) {
 	// Off by default: the writer is the caller's own and nothing is held.
 	e := newEngine(t, Config{})
 	r := browserRequest("GET", "/list", nil)
-	v, _, err := e.Inspect(r, "/list", "", testClient)
+	v, _, err := e.Inspect(RequestFrom(r, "", "/list", "", testClient))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,9 +53,8 @@ func inspectThenForward(e *waf.Engine, upstream http.Handler, log *slog.Logger) 
 		// Fixed width, so no id is a substring of another.
 		id := fmt.Sprintf("req-%012d", seq.Add(1))
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(waf.WithRequestID(r.Context(), id))
 		peer, _ := netip.ParseAddrPort(r.RemoteAddr)
-		verdict, body, err := e.Inspect(r, requestTarget(r), r.URL.RawQuery, peer.Addr())
+		verdict, body, err := e.Inspect(waf.RequestFrom(r, id, requestTarget(r), r.URL.RawQuery, peer.Addr()))
 		if err != nil {
 			log.Info("error", slog.String("request_id", id), slog.String("error", err.Error()))
 			http.Error(w, "bad request", http.StatusBadRequest)
