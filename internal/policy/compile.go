@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 // compiler collects every error of a policy, each with its position.
 type compiler struct {
 	cfg     *config.Config
+	log     *slog.Logger
 	baseDir string
 	errs    config.Errors
 	lists   map[string]*ipmatch.Set
@@ -43,10 +45,24 @@ func (c *compiler) path(p string) string {
 	return filepath.Join(c.baseDir, p)
 }
 
+// Options are what a caller adds to the config when compiling.
+type Options struct {
+	// Logger receives what the policy's background work reports: a JWKS
+	// URL that cannot be fetched, a GeoIP database that fails to reload, a
+	// password file that no longer parses. Nil: discarded.
+	Logger *slog.Logger
+}
+
 // Compile turns a config into a Policy. Every mistake is reported, each with
 // file:line; a policy with any error is never returned, so it never serves.
-func Compile(cfg *config.Config) (*Policy, error) {
-	c := &compiler{cfg: cfg, baseDir: filepath.Dir(cfg.Pos.File), lists: map[string]*ipmatch.Set{}, p: &Policy{Source: cfg.Pos.File}}
+func Compile(cfg *config.Config) (*Policy, error) { return CompileWith(cfg, Options{}) }
+
+// CompileWith is Compile with options.
+func CompileWith(cfg *config.Config, opt Options) (*Policy, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &compiler{cfg: cfg, log: opt.Logger, baseDir: filepath.Dir(cfg.Pos.File), lists: map[string]*ipmatch.Set{}, p: &Policy{Source: cfg.Pos.File}}
 	c.compileCanonical()
 	c.compileLists()
 	c.compileIdentity()

@@ -114,11 +114,29 @@ func (c *evalCtx) identity() *identity.Result {
 	return &c.id
 }
 
-func (r *rule) matches(ctx *evalCtx, why *string) bool {
+// miss says which matcher of a rule did not match: a kind, and for
+// conditions their index. It is what a trace records instead of a sentence,
+// so that recording costs no allocation; Steps turns it into words.
+type miss struct {
+	kind missKind
+	cond int16
+}
+
+type missKind uint8
+
+const (
+	matched missKind = iota
+	missPath
+	missMethod
+	missHost
+	missExt
+	missIP
+	missNotIP
+	missCond
+)
+
+func (r *rule) matches(ctx *evalCtx) miss {
 	req := ctx.req
-	// The reasons a rule does not match are built only when a trace asks for
-	// them (why != nil): concatenating them unconditionally would allocate on
-	// every rule of every request.
 	if len(r.paths) > 0 {
 		ok := false
 		for i := range r.paths {
@@ -128,17 +146,11 @@ func (r *rule) matches(ctx *evalCtx, why *string) bool {
 			}
 		}
 		if !ok {
-			if why != nil {
-				*why = "path does not match"
-			}
-			return false
+			return miss{kind: missPath}
 		}
 	}
 	if len(r.methods) > 0 && !slices.Contains(r.methods, req.Method) {
-		if why != nil {
-			*why = "method " + req.Method + " not listed"
-		}
-		return false
+		return miss{kind: missMethod}
 	}
 	if len(r.hosts) > 0 {
 		ok := false
@@ -149,39 +161,45 @@ func (r *rule) matches(ctx *evalCtx, why *string) bool {
 			}
 		}
 		if !ok {
-			if why != nil {
-				*why = "host " + req.Host + " not listed"
-			}
-			return false
+			return miss{kind: missHost}
 		}
 	}
 	if len(r.exts) > 0 && !hasExt(req.LowerPath, r.exts) {
-		if why != nil {
-			*why = "extension not listed"
-		}
-		return false
+		return miss{kind: missExt}
 	}
 	if r.ip != nil && !r.ip.Contains(req.ClientIP) {
-		if why != nil {
-			*why = "client " + addrString(req.ClientIP) + " not in " + r.ipSrc
-		}
-		return false
+		return miss{kind: missIP}
 	}
 	if r.notIP != nil && r.notIP.Contains(req.ClientIP) {
-		if why != nil {
-			*why = "client " + addrString(req.ClientIP) + " is in " + r.notSrc
-		}
-		return false
+		return miss{kind: missNotIP}
 	}
-	for _, c := range r.conds {
+	for i, c := range r.conds {
 		if !c.match(ctx) {
-			if why != nil {
-				*why = c.describe() + " does not match"
-			}
-			return false
+			return miss{kind: missCond, cond: int16(i)}
 		}
 	}
-	return true
+	return miss{}
+}
+
+// why is the sentence for a miss, built only when a trace is shown.
+func (r *rule) why(m miss, req *canonical.Request) string {
+	switch m.kind {
+	case missPath:
+		return "path does not match"
+	case missMethod:
+		return "method " + req.Method + " not listed"
+	case missHost:
+		return "host " + req.Host + " not listed"
+	case missExt:
+		return "extension not listed"
+	case missIP:
+		return "client " + addrString(req.ClientIP) + " not in " + r.ipSrc
+	case missNotIP:
+		return "client " + addrString(req.ClientIP) + " is in " + r.notSrc
+	case missCond:
+		return r.conds[m.cond].describe() + " does not match"
+	}
+	return ""
 }
 
 func addrString(a netip.Addr) string {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/gateway"
 	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 )
@@ -433,14 +434,14 @@ func TestMaxConnections(t *testing.T) {
 // turn a limit off.
 func TestDefaultLimits(t *testing.T) {
 	var zero config.Limits
-	if got := gateway.MaxBodyBytes(&zero); got != gateway.DefaultMaxBodyBytes {
+	if got := engine.MaxBodyBytes(&zero); got != engine.DefaultMaxBodyBytes {
 		t.Errorf("default body limit %d", got)
 	}
 	if got := gateway.MaxConnections(&zero); got != gateway.DefaultMaxConnections {
 		t.Errorf("default connection limit %d", got)
 	}
 	off := config.Limits{MaxBodyBytes: -1, MaxConnections: -1}
-	if gateway.MaxBodyBytes(&off) != 0 || gateway.MaxConnections(&off) != 0 {
+	if engine.MaxBodyBytes(&off) != 0 || gateway.MaxConnections(&off) != 0 {
 		t.Errorf("negative limits must mean none")
 	}
 	hs := gateway.NewHTTPServer("x", http.NotFoundHandler(), &zero)

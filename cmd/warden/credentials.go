@@ -10,6 +10,9 @@ import (
 	"github.com/warden-gateway/warden/internal/identity"
 )
 
+// The credentials helpers: `warden token` mints a JWT for trying a policy,
+// `warden hash-key` turns an API key into the form a policy stores.
+
 // cmdToken mints a JWT with a local signing key (a private JWK file, such as
 // the one the demo writes). It is for trying policies, not an identity
 // provider: there is no way to point it at a remote key.
@@ -45,5 +48,14 @@ func cmdToken(args []string) int {
 		return 1
 	}
 	fmt.Println(tok)
+	return 0
+}
+
+func cmdHashKey(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: warden hash-key KEY")
+		return 2
+	}
+	fmt.Println(identity.HashKey(args[0]))
 	return 0
 }

@@ -1,9 +1,4 @@
-// Package gateway is warden as a server: it makes each request canonical,
-// asks the compiled policy, renders refusals, and hands allowed requests to
-// the file server or the reverse proxy. A Runtime is one compiled config;
-// the Server swaps Runtimes atomically, so a failed reload leaves the old one
-// serving.
-package gateway
+package engine
 
 import (
 	"context"
@@ -26,17 +21,22 @@ import (
 	"github.com/warden-gateway/warden/internal/waf"
 )
 
-// Runtime is everything one config compiles into.
+// Runtime is everything one config compiles into: the policy, the WAF,
+// the handlers, how refusals are shown and what is logged. It is immutable;
+// a reload builds a new one.
 type Runtime struct {
 	Config   *config.Config
 	Policy   *policy.Policy
 	Refusals refusal.Options
-	routes   []route
-	waf      *waf.Engine
+	// Routes are the handle: section, longest prefix first.
+	Routes []Route
+	WAF    *waf.Engine
 	// LogAll logs allowed requests too, not only refusals.
 	LogAll bool
 	LogOff bool
-	stop   context.CancelFunc
+	// MaxBody bounds a request body (0: no bound).
+	MaxBody int64
+	stop    context.CancelFunc
 }
 
 // Prime fetches what the policy needs before serving (JWKS URLs), waiting
@@ -55,30 +55,37 @@ func (rt *Runtime) Start(parent context.Context) {
 	rt.Policy.Start(ctx)
 }
 
-type route struct {
-	prefix string
-	files  *files.Server
-	proxy  *proxy.Proxy
+// Route is one handler of the handle: section: files or an upstream.
+type Route struct {
+	Prefix string
+	Files  *files.Server
+	Proxy  *proxy.Proxy
 }
 
-// Options are what the CLI adds to a config.
+// Options are what a front end adds to a config.
 type Options struct {
 	// SiteFS replaces the root of file handlers whose root is "embed:" (the
 	// embedded demo site).
 	SiteFS fs.FS
+	// Logger receives what background work reports (key refresh, database
+	// reloads). Nil: discarded.
 	Logger *slog.Logger
+	// OnUpstreamError renders an upstream's failure (the gateway's);
+	// nil renders it plainly.
+	OnUpstreamError proxy.ErrorFunc
 }
 
-// Build compiles a config. All errors come back together, with positions.
-func Build(cfg *config.Config, opt Options, onUpstreamError proxy.ErrorFunc) (*Runtime, error) {
+// Build compiles a config into a Runtime: every section is validated here,
+// and all errors come back together, with positions.
+func Build(cfg *config.Config, opt Options) (*Runtime, error) {
 	var errs config.Errors
-	pol, err := policy.Compile(cfg)
+	pol, err := policy.CompileWith(cfg, policy.Options{Logger: opt.Logger})
 	if err != nil {
 		for _, e := range splitErrors(err) {
 			errs = append(errs, e)
 		}
 	}
-	rt := &Runtime{Config: cfg, Policy: pol}
+	rt := &Runtime{Config: cfg, Policy: pol, MaxBody: MaxBodyBytes(&cfg.Limits)}
 	switch cfg.Refusals.Detail.Value {
 	case "", "reason":
 	case "minimal":
@@ -114,19 +121,19 @@ func Build(cfg *config.Config, opt Options, onUpstreamError proxy.ErrorFunc) (*R
 			continue
 		}
 		seen[prefix] = h.Pos.Line
-		rte := route{prefix: prefix}
+		rte := Route{Prefix: prefix}
 		switch {
 		case h.Upstream.Value != "" && h.Root.Value != "":
 			errs = append(errs, &config.Error{Pos: h.Pos, Msg: "a handler has either upstream or root, not both"})
 			continue
 		case h.Upstream.Value != "":
 			pc := proxy.Config{Upstream: h.Upstream.Value, PreserveHost: h.PreserveHost, ResponseHeaderTimeout: h.Timeout.Duration, MaxConnsPerHost: h.MaxConnections}
-			p, err := proxy.New(pc, onUpstreamError)
+			p, err := proxy.New(pc, opt.OnUpstreamError)
 			if err != nil {
 				errs = append(errs, &config.Error{Pos: h.Upstream.Pos, Msg: err.Error()})
 				continue
 			}
-			rte.proxy = p
+			rte.Proxy = p
 		case h.Root.Value != "":
 			fc := files.Config{
 				Index:          scalars(h.Index),
@@ -152,20 +159,20 @@ func Build(cfg *config.Config, opt Options, onUpstreamError proxy.ErrorFunc) (*R
 				errs = append(errs, &config.Error{Pos: h.Root.Pos, Msg: err.Error()})
 				continue
 			}
-			rte.files = fsrv
+			rte.Files = fsrv
 		default:
 			errs = append(errs, &config.Error{Pos: h.Pos, Msg: "handler needs upstream (a URL) or root (a folder)"})
 			continue
 		}
-		rt.routes = append(rt.routes, rte)
+		rt.Routes = append(rt.Routes, rte)
 	}
 	if cfg.WAF != nil {
 		e, werrs := buildWAF(cfg.WAF)
 		errs = append(errs, werrs...)
-		rt.waf = e
+		rt.WAF = e
 	}
 	// Longest prefix first.
-	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
+	sort.SliceStable(rt.Routes, func(i, j int) bool { return len(rt.Routes[i].Prefix) > len(rt.Routes[j].Prefix) })
 	if len(errs) > 0 {
 		errs.Sort()
 		return nil, errs.Err()
@@ -199,16 +206,23 @@ func scalars(l []config.Scalar) []string {
 	return out
 }
 
-// routeFor finds the handler for a canonical path: the longest handle prefix
+// RouteFor finds the handler for a canonical path: the longest handle prefix
 // that matches at a segment boundary.
-func (rt *Runtime) routeFor(path string) *route {
-	for i := range rt.routes {
-		p := rt.routes[i].prefix
+func (rt *Runtime) RouteFor(path string) *Route {
+	for i := range rt.Routes {
+		p := rt.Routes[i].Prefix
 		if p == "/" || path == p || strings.HasPrefix(path, p) && (p[len(p)-1] == '/' || path[len(p)] == '/') || path+"/" == p {
-			return &rt.routes[i]
+			return &rt.Routes[i]
 		}
 	}
 	return nil
+}
+
+// Redirect reports whether the route answers path with a redirect to its
+// folder: "/api" for a handler on "/api/", as nginx does for a proxied
+// prefix, rather than send upstream a path outside the prefix it serves.
+func (r *Route) Redirect(path string) bool {
+	return r.Proxy != nil && len(r.Prefix) > 1 && path+"/" == r.Prefix
 }
 
 // Close stops background work and releases idle upstream connections.
@@ -216,32 +230,19 @@ func (rt *Runtime) Close() {
 	if rt.stop != nil {
 		rt.stop()
 	}
-	for _, r := range rt.routes {
-		if r.proxy != nil {
-			r.proxy.Close()
+	for _, r := range rt.Routes {
+		if r.Proxy != nil {
+			r.Proxy.Close()
 		}
 	}
 }
 
-// Explain runs the policy over a canonical request with a trace, as the
-// gateway would.
-func (rt *Runtime) Explain(req *canonical.Request, now time.Time) (decision.Decision, decision.Trace) {
-	var tr decision.Trace
-	d := rt.Policy.Decide(req, now, &tr)
-	return d, tr
-}
-
-// HandlerFor names the handler an allowed request would reach.
-func (rt *Runtime) HandlerFor(path string) string {
-	r := rt.routeFor(path)
-	switch {
-	case r == nil:
-		return "none (404)"
-	case r.proxy != nil:
-		return "upstream " + r.prefix
-	default:
-		return "files " + r.prefix
+// Name names the handler, for the decision record and explain.
+func (r *Route) Name() string {
+	if r.Proxy != nil {
+		return "upstream " + r.Prefix
 	}
+	return "files " + r.Prefix
 }
 
 // buildWAF turns the waf section into an engine. Coraza's own errors name
@@ -285,10 +286,31 @@ func buildWAF(c *config.WAF) (*waf.Engine, config.Errors) {
 // FileServers lists the runtime's file handlers, for `warden doctor`.
 func (rt *Runtime) FileServers() []*files.Server {
 	var out []*files.Server
-	for _, r := range rt.routes {
-		if r.files != nil {
-			out = append(out, r.files)
+	for _, r := range rt.Routes {
+		if r.Files != nil {
+			out = append(out, r.Files)
 		}
 	}
 	return out
+}
+
+// Route picks the handler for an allowed request and names it in the
+// outcome. With no handler for the path, the outcome becomes a 404; when
+// the handler answers the path with a redirect to its folder, redirect is
+// the target. The gateway serves what this picks; explain reports it.
+func (o *Outcome) Route() (route *Route, redirect string) {
+	req := &o.Request
+	route = o.Runtime.RouteFor(req.Path)
+	if route == nil {
+		o.Replace(StageHandler, decision.Refuse(decision.NotFound, "not found"))
+		return nil, ""
+	}
+	o.Handler = route.Name()
+	if route.Redirect(req.Path) {
+		redirect = canonical.Escape(route.Prefix)
+		if req.RawQuery != "" {
+			redirect += "?" + req.RawQuery
+		}
+	}
+	return route, redirect
 }
