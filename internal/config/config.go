@@ -38,6 +38,11 @@ type Config struct {
 	WAF         *WAF              `yaml:"waf"`
 	Limits      Limits            `yaml:"limits"`
 	Log         Log               `yaml:"log"`
+	// ForwardAuth, ExtAuthz and Admin are listeners beside the gateway's
+	// (see services.go); absent sections run no listener.
+	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
+	ExtAuthz    *ExtAuthz    `yaml:"ext_authz"`
+	Admin       *Admin       `yaml:"admin"`
 	// Incomplete lists the sections ParsePartial found unknown keys in;
 	// compile errors about those sections (a missing action, say) follow
 	// from the typo and are not reported again.

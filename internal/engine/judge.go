@@ -23,8 +23,9 @@ import (
 // old one serving and a request in flight finishes under the runtime it
 // started with. It is safe for concurrent use.
 type Engine struct {
-	rt  atomic.Pointer[Runtime]
-	log *slog.Logger
+	rt        atomic.Pointer[Runtime]
+	log       *slog.Logger
+	observers []func(*Outcome)
 	// Now is the clock, read once per request; tests replace it.
 	Now func() time.Time
 }
@@ -42,6 +43,11 @@ func (e *Engine) Swap(rt *Runtime) *Runtime { return e.rt.Swap(rt) }
 
 // Runtime returns the runtime in service.
 func (e *Engine) Runtime() *Runtime { return e.rt.Load() }
+
+// Observe adds f to what sees every finished outcome (metrics, the access
+// log, the admin page's recent refusals), whatever log.decisions says. Call
+// it before the engine serves; f must not keep o.
+func (e *Engine) Observe(f func(o *Outcome)) { e.observers = append(e.observers, f) }
 
 // Logger is where decision records go.
 func (e *Engine) Logger() *slog.Logger { return e.log }
@@ -125,6 +131,8 @@ type Outcome struct {
 	// Status and Bytes are what was sent, when the front end knows.
 	Status int
 	Bytes  int64
+	// Duration is the time from Judge to Log.
+	Duration time.Duration
 }
 
 // Refused reports whether the request must not go on.

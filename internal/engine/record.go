@@ -176,8 +176,16 @@ func (o *Outcome) ShouldLog() bool {
 	return rt.LogAll || o.Refused() || o.WAFRan && (len(o.WAF.Matches) > 0 || o.WAF.TooLarge)
 }
 
-// Log writes the outcome's record when the log settings ask for it.
+// Log ends a request: every observer sees the outcome, and its record is
+// written when the log settings ask for it. Front ends call it once per
+// request, when the outcome is final.
 func (e *Engine) Log(o *Outcome) {
+	if !o.Now.IsZero() {
+		o.Duration = e.Now().Sub(o.Now)
+	}
+	for _, f := range e.observers {
+		f(o)
+	}
 	if !o.ShouldLog() || !e.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
