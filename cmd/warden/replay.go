@@ -240,7 +240,13 @@ func knownCaller(rec *engine.Record) *identity.Result {
 func judge(eng *engine.Engine, rec replayRecord, sum *replaySummary) {
 	w, known := wireOf(&rec)
 	o := &engine.Outcome{Front: "replay", Known: known, SkipWAF: true}
-	eng.Explain(&w, o)
+	if rec.Stage == "waf" || rec.Stage == "upstream" {
+		// Decided after the rules: judge as far as the rules (the handler
+		// never saw the request).
+		eng.Judge(&w, o)
+	} else {
+		eng.Explain(&w, o)
+	}
 	d := &o.Decision
 	label := rec.Method + " " + w.Target
 	ip := rec.ClientIP

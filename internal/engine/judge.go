@@ -117,6 +117,9 @@ type Outcome struct {
 	Caller *identity.Principal
 	// Dropped are header names removed before any rule ran.
 	Dropped []string
+	// refusedHeader is the header the request was refused for, which its
+	// record keeps so that replay judges the same request.
+	refusedHeader string
 	// Known, when set before Judge, is taken as the caller instead of the
 	// request's credentials (replay).
 	Known *identity.Result
@@ -240,6 +243,7 @@ func (e *Engine) preRule(rt *Runtime, w *Wire, o *Outcome) bool {
 func (e *Engine) afterCanonical(rt *Runtime, w *Wire, o *Outcome) bool {
 	if oh, found := canonical.FindOverrideHeader(w.Header); found {
 		o.refuse(StagePreRule, decision.Refuse(decision.BadRequest, "header "+oh.Name+" is not accepted: it "+oh.Why))
+		o.refusedHeader = oh.Name
 		return true
 	}
 	if !o.Request.PeerTrusted {

@@ -100,6 +100,9 @@ func (o *Outcome) Record() Record {
 				rec.setHeader(h, v)
 			}
 		}
+		if o.refusedHeader != "" {
+			rec.setHeader(o.refusedHeader, w.Header.Get(o.refusedHeader))
+		}
 	}
 	rec.Dropped = o.Dropped
 	if o.HasRequest {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -114,7 +115,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.Respond(w, o)
 		return
 	}
-	s.serve(w, r, o)
+	s.serve(&recorder{ResponseWriter: w, o: o}, r, o)
 }
 
 // serve hands an allowed request to its handler.
@@ -172,3 +173,41 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *engine.Outcome
 		route.Proxy.Serve(w, r, req)
 	}
 }
+
+// recorder notes the status and size of what a handler sends, for the
+// outcome's record. It keeps the writer's optional powers reachable:
+// Unwrap for http.ResponseController (flush, hijack), and ReadFrom so the
+// file server still sends files with sendfile.
+type recorder struct {
+	http.ResponseWriter
+	o *engine.Outcome
+}
+
+func (r *recorder) WriteHeader(status int) {
+	if r.o.Status == 0 || r.o.Status < 200 {
+		r.o.Status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.o.Status == 0 {
+		r.o.Status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.o.Bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.o.Status == 0 {
+		r.o.Status = http.StatusOK
+	}
+	n, err := io.Copy(r.ResponseWriter, src)
+	r.o.Bytes += n
+	return n, err
+}
+
+func (r *recorder) Flush() { http.NewResponseController(r.ResponseWriter).Flush() }
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
