@@ -367,4 +367,3 @@ func peerOr(p string) string {
 	}
 	return p
 }
-
