@@ -42,12 +42,14 @@ func GCRA(tat, now, interval, capacity, cost int64) (int64, Result) {
 // slidingCount is the sliding-window estimate of events in the last window
 // (Cloudflare's two-counter approximation): the current fixed window's
 // count plus the previous one's, weighted by how much of the previous window
-// still lies inside the sliding window, and rounded up. Rounding up makes a
-// short burst that straddles a window boundary count in full (5 strikes just
-// before it and 5 just after count 10, not 9.9), at the price of counting
-// at most one offence too many. prev and cur belong to the fixed windows
-// starting at start-window and start; now lies in [start, start+window).
-// The Redis script computes the same expression in the same order.
+// still lies inside the sliding window, rounded to the nearest whole
+// offence. Rounding (rather than truncating) makes a short burst that
+// straddles a window boundary count in full (5 strikes just before it and 5
+// just after count 10, not 9.9); rounding up instead would ban a client
+// striking once every 50 s under "3 within 1m". prev and cur belong to the
+// fixed windows starting at start-window and start; now lies in
+// [start, start+window). The Redis script computes the same expression in
+// the same order (floor(x+0.5): Lua 5.1 has no round).
 func slidingCount(prev, cur uint32, start, now, window int64) int64 {
 	elapsed := now - start
 	if elapsed < 0 {
@@ -56,7 +58,7 @@ func slidingCount(prev, cur uint32, start, now, window int64) int64 {
 	if elapsed >= window || prev == 0 {
 		return int64(cur)
 	}
-	return int64(math.Ceil(float64(prev)*float64(window-elapsed)/float64(window))) + int64(cur)
+	return int64(math.Floor(float64(prev)*float64(window-elapsed)/float64(window)+0.5)) + int64(cur)
 }
 
 // roll moves a two-counter window to the fixed window containing now.

@@ -106,7 +106,7 @@ func ParseEscalation(s string) (factor float64, max time.Duration, err error) {
 	if s == "" || s == "none" {
 		return 1, 0, nil
 	}
-	head, tail, _ := strings.Cut(s, "max")
+	head, tail, hasMax := strings.Cut(s, "max")
 	head = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(head), ","))
 	if !strings.HasSuffix(head, "x") {
 		return 0, 0, fmt.Errorf("escalate %q: want a factor such as 2x, optionally followed by \", max 24h\"", s)
@@ -115,7 +115,8 @@ func ParseEscalation(s string) (factor float64, max time.Duration, err error) {
 	if err != nil || factor < 1 || factor > 100 {
 		return 0, 0, fmt.Errorf("escalate %q: the factor must be a number from 1 to 100 followed by x", s)
 	}
-	if t := strings.TrimSpace(tail); t != "" {
+	if hasMax {
+		t := strings.TrimSpace(tail)
 		max, err = ParseDuration(t)
 		if err != nil || max <= 0 {
 			return 0, 0, fmt.Errorf("escalate %q: max must be a duration such as 24h or 7d", s)

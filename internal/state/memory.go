@@ -223,10 +223,13 @@ func (m *Memory) rate(key string, limit Limit, now time.Time, cost int64) (Resul
 		// already called it, so this is only a guard against zero limits.
 		return Result{}, limit.Validate()
 	}
+	interval, capacity := int64(limit.Interval()), int64(limit.Capacity())
+	if interval <= 0 {
+		return Result{}, limit.Validate()
+	}
 	n := now.UnixNano()
 	h := m.hash(key)
 	b, mu := m.counters.at(h)
-	interval, capacity := int64(limit.Interval()), int64(limit.Capacity())
 	mu.Lock()
 	for i := range b {
 		if b[i].hash == h {
