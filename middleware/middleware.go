@@ -113,6 +113,9 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			r2 = r2.WithContext(context.WithValue(r2.Context(), callerKey{}, d))
 		}
 		o.Handler = "next"
+		for k, v := range o.Header {
+			w.Header()[k] = v
+		}
 		if o.WAFRan {
 			inner := w
 			w = o.WAF.WrapResponse(w)

@@ -239,7 +239,7 @@ func knownCaller(rec *engine.Record) *identity.Result {
 
 func judge(eng *engine.Engine, rec replayRecord, sum *replaySummary) {
 	w, known := wireOf(&rec)
-	o := &engine.Outcome{Front: "replay", Known: known, SkipWAF: true}
+	o := &engine.Outcome{Front: "replay", Known: known, SkipWAF: true, SkipEffects: true}
 	if rec.Stage == "waf" || rec.Stage == "upstream" {
 		// Decided after the rules: judge as far as the rules (the handler
 		// never saw the request).

@@ -40,6 +40,10 @@ type Config struct {
 	Log         Log               `yaml:"log"`
 	// ForwardAuth, ExtAuthz and Admin are listeners beside the gateway's
 	// (see services.go); absent sections run no listener.
+	// Bans turn repeated refusals into temporary bans (fail2ban-style);
+	// State says where counters and bans are kept.
+	Bans        []Ban        `yaml:"bans"`
+	State       *State       `yaml:"state"`
 	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
 	ExtAuthz    *ExtAuthz    `yaml:"ext_authz"`
 	Admin       *Admin       `yaml:"admin"`
@@ -78,6 +82,13 @@ type Rule struct {
 	Status int    `yaml:"status"`
 	Code   Scalar `yaml:"code"`
 	Reason Scalar `yaml:"reason"`
+	// Mode is "enforce" (default) or "report": a report-only rule logs
+	// what it would have refused and lets the request go on.
+	Mode Scalar `yaml:"mode"`
+	// RateLimit charges every request the rule matches; over the limit the
+	// request is refused with 429. A rule with a rate limit and no action
+	// lets a request within the limit go on to the next rule.
+	RateLimit *RateLimit `yaml:"rate_limit"`
 }
 
 // When holds a rule's matchers; all given must match.

@@ -156,9 +156,19 @@ type Decision struct {
 	// Credentials says what became of the caller's credentials when a rule
 	// asked who is calling (CredentialsUnknown when none did).
 	Credentials Credentials
+	// Would names the first report-only rule that would have refused the
+	// request (its Code is empty when none would).
+	Would Would
 	// Detail holds operator-only facts (matched WAF rules, the underlying
 	// error). It goes to the decision log, never to an anonymous client.
 	Detail string
+}
+
+// Would is what a report-only rule would have done.
+type Would struct {
+	Rule string
+	Line int
+	Code ReasonCode
 }
 
 // Credentials is what became of a caller's credentials.

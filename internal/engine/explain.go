@@ -11,6 +11,7 @@ import (
 // not read). It serves nothing and contacts no upstream, so it answers for
 // the gateway without side effects.
 func (e *Engine) Explain(w *Wire, o *Outcome) {
+	o.PeekOnly = true
 	e.Judge(w, o)
 	if o.Refused() || len(o.Runtime.Routes) == 0 {
 		// Without a handle: section the policy serves the middleware or a

@@ -15,6 +15,7 @@ import (
 	"github.com/warden-gateway/warden/internal/obs"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/refusal"
+	"github.com/warden-gateway/warden/internal/state"
 	"github.com/warden-gateway/warden/internal/waf"
 )
 
@@ -24,6 +25,7 @@ import (
 // started with. It is safe for concurrent use.
 type Engine struct {
 	rt        atomic.Pointer[Runtime]
+	store     atomic.Pointer[state.Store]
 	log       *slog.Logger
 	observers []func(*Outcome)
 	// Now is the clock, read once per request; tests replace it.
@@ -59,13 +61,14 @@ const (
 	StageNone      Stage = iota
 	StagePreRule         // framing, header names, override headers, body size
 	StageCanonical       // the request has no single safe meaning
+	StageBan             // the client is banned
 	StagePolicy          // the rules
 	StageWAF             // the WAF, on the request
 	StageHandler         // the file server or routing (not found, listing off)
 	StageUpstream        // the upstream failed, or the WAF judged its response
 )
 
-var stageWords = [...]string{"", "prerule", "canonical", "policy", "waf", "handler", "upstream"}
+var stageWords = [...]string{"", "prerule", "canonical", "ban", "policy", "waf", "handler", "upstream"}
 
 func (s Stage) String() string {
 	if int(s) < len(stageWords) {
@@ -126,6 +129,16 @@ type Outcome struct {
 	// SkipWAF, when set before Judge, leaves the WAF out (replay: the
 	// record does not hold what the WAF judged).
 	SkipWAF bool
+	// SkipEffects, when set before Judge, neither checks bans nor charges
+	// rate limits (replay); PeekOnly reads them without charging (explain).
+	SkipEffects bool
+	PeekOnly    bool
+	charges     policy.Charges
+	// RateLimits are what the request's rate limits said.
+	RateLimits []RateLimitState
+	// Header holds response headers the outcome adds (RateLimit,
+	// Retry-After), for an allowed response as for a refusal.
+	Header http.Header
 	// CloseConn asks the front end to close the connection after answering
 	// (the request's body was not read).
 	CloseConn bool
@@ -148,15 +161,14 @@ func (o *Outcome) refuse(stage Stage, d decision.Decision) {
 
 // Judge runs the pipeline on w into o: the checks that hold before any rule,
 // the canonical request, the policy and, for an allowed request, the WAF.
-// o.ID, o.Front, o.Known and o.SkipWAF are kept when set; everything else
-// is filled.
+// o.ID, o.Front, o.Known, o.SkipWAF, o.SkipEffects and o.PeekOnly are
+// kept when set; everything else is filled.
 //
 // When the request is allowed and the WAF inspected its body, o.Body must
 // be forwarded (and closed) in its place; when response inspection is on,
 // the front end must finish the verdict (o.WAF.Finish).
 func (e *Engine) Judge(w *Wire, o *Outcome) {
-	id, front, known, skipWAF := o.ID, o.Front, o.Known, o.SkipWAF
-	*o = Outcome{ID: id, Front: front, Known: known, SkipWAF: skipWAF, Wire: w}
+	*o = Outcome{ID: o.ID, Front: o.Front, Known: o.Known, SkipWAF: o.SkipWAF, SkipEffects: o.SkipEffects, PeekOnly: o.PeekOnly, Wire: w}
 	if o.ID == "" {
 		o.ID = obs.NewRequestID()
 	}
@@ -177,15 +189,16 @@ func (e *Engine) Judge(w *Wire, o *Outcome) {
 		return
 	}
 	o.HasRequest = true
-	if e.afterCanonical(rt, w, o) {
+	if e.afterCanonical(rt, w, o) || e.checkBans(rt, o) {
 		return
 	}
 	o.Stage = StagePolicy
-	o.Decision = rt.Policy.DecideTrail(req, o.Now, o.Known, &o.Trail)
+	o.Decision = rt.Policy.Evaluate(req, o.Now, &policy.Eval{Known: o.Known, Trail: &o.Trail, Charges: &o.charges})
+	o.Caller = o.Decision.Caller
+	e.chargeRateLimits(rt, o)
 	if o.Refused() {
 		return
 	}
-	o.Caller = o.Decision.Caller
 	if o.Caller == nil && o.Known != nil {
 		o.Caller = o.Known.Principal
 	}
@@ -322,6 +335,11 @@ func (o *Outcome) Response() refusal.Response {
 		h, method = o.Wire.Header, o.Wire.Method
 	}
 	res := refusal.Render(&o.Decision, refusal.NegotiateHeader(h), method == http.MethodHead, o.ID, opts)
+	for k, v := range o.Header {
+		if _, set := res.Header[k]; !set {
+			res.Header[k] = v
+		}
+	}
 	if o.CloseConn {
 		res.Header.Set("Connection", "close")
 	}

@@ -49,7 +49,18 @@ type Record struct {
 	Handler     string          `json:"handler,omitempty"`
 	Trace       []decision.Step `json:"trace,omitempty"`
 	WAF         *WAFRecord      `json:"waf,omitempty"`
-	Bytes       int64           `json:"bytes,omitempty"`
+	// WouldDeny names the first report-only rule that would have refused.
+	WouldDeny *WouldRecord `json:"would_deny,omitempty"`
+	// RateLimits are the counters the request was charged against.
+	RateLimits []RateLimitState `json:"rate_limits,omitempty"`
+	Bytes      int64            `json:"bytes,omitempty"`
+}
+
+// WouldRecord is what a report-only rule would have done.
+type WouldRecord struct {
+	Rule   string `json:"rule"`
+	RuleAt string `json:"rule_at,omitempty"`
+	Code   string `json:"code"`
 }
 
 // WAFRecord is what the WAF found, for the operator.
@@ -131,6 +142,13 @@ func (o *Outcome) Record() Record {
 	if o.Stage >= StagePolicy {
 		rec.Trace = o.Steps()
 	}
+	if w := d.Would; w.Code != "" {
+		rec.WouldDeny = &WouldRecord{Rule: w.Rule, Code: string(w.Code)}
+		if o.Runtime != nil && w.Line > 0 {
+			rec.WouldDeny.RuleAt = o.Runtime.Policy.Source + ":" + strconv.Itoa(w.Line)
+		}
+	}
+	rec.RateLimits = o.RateLimits
 	if o.WAFRan && (o.WAF.Inspected && (len(o.WAF.Matches) > 0 || o.WAF.TooLarge)) {
 		v := &o.WAF
 		rec.WAF = &WAFRecord{Score: v.Score, WouldBlock: v.WouldBlock, Blocked: v.Blocked, RuleIDs: v.RuleIDs(), Matches: wafLines(v.Matches)}
@@ -176,7 +194,7 @@ func (o *Outcome) ShouldLog() bool {
 	if rt.LogOff {
 		return false
 	}
-	return rt.LogAll || o.Refused() || o.WAFRan && (len(o.WAF.Matches) > 0 || o.WAF.TooLarge)
+	return rt.LogAll || o.Refused() || o.Decision.Would.Code != "" || o.WAFRan && (len(o.WAF.Matches) > 0 || o.WAF.TooLarge)
 }
 
 // Log ends a request: every observer sees the outcome, and its record is
@@ -186,6 +204,7 @@ func (e *Engine) Log(o *Outcome) {
 	if !o.Now.IsZero() {
 		o.Duration = e.Now().Sub(o.Now)
 	}
+	e.strike(o)
 	for _, f := range e.observers {
 		f(o)
 	}
@@ -242,6 +261,12 @@ func (rec *Record) Attrs() []slog.Attr {
 	}
 	if rec.WAF != nil {
 		a = append(a, slog.Any("waf", rec.WAF))
+	}
+	if rec.WouldDeny != nil {
+		a = append(a, slog.Any("would_deny", rec.WouldDeny))
+	}
+	if len(rec.RateLimits) > 0 {
+		a = append(a, slog.Any("rate_limits", rec.RateLimits))
 	}
 	if rec.Bytes != 0 {
 		a = append(a, slog.Int64("bytes", rec.Bytes))

@@ -121,6 +121,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve hands an allowed request to its handler.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *engine.Outcome) {
 	req := &o.Request
+	for k, v := range o.Header {
+		w.Header()[k] = v
+	}
 	if o.WAFRan {
 		inner := w
 		w = o.WAF.WrapResponse(w)

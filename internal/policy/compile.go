@@ -67,6 +67,7 @@ func CompileWith(cfg *config.Config, opt Options) (*Policy, error) {
 	c.compileLists()
 	c.compileIdentity()
 	c.compileGeo()
+	c.compileBans()
 	switch cfg.Default.Value {
 	case "", "allow":
 	case "deny":
@@ -210,7 +211,7 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 	case "conceal":
 		r.action = decision.Conceal
 	case "":
-		if rc.Require == nil {
+		if rc.Require == nil && rc.RateLimit == nil {
 			c.errf(rc.Pos, "add action: allow, deny or conceal", "rule %q has no action", r.name)
 		}
 		r.gate = true
@@ -269,6 +270,17 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 	r.ip, r.ipSrc = c.ipSet(w.IP, w.IPList, "ip")
 	r.notIP, r.notSrc = c.ipSet(w.NotIP, w.NotIPList, "not_ip")
 	c.compileConds(&r, rc)
+	c.compileRateLimit(&r, rc)
+	switch rc.Mode.Value {
+	case "", "enforce":
+	case "report":
+		r.report = true
+		if r.action == decision.Allow && rc.Require == nil {
+			c.errf(rc.Mode.Pos, "report mode is for rules that refuse (deny, conceal, require)", "rule %q: an allow rule has nothing to report", r.name)
+		}
+	default:
+		c.errf(rc.Mode.Pos, "", "rule %q: mode must be enforce or report, not %q", r.name, rc.Mode.Value)
+	}
 	if rc.Require != nil {
 		q := &requirement{authenticated: rc.Require.Authenticated}
 		q.rolesAny = scalars(rc.Require.RolesAny)

@@ -42,6 +42,8 @@ type trailStep struct {
 	rule int32 // index in Policy.rules; -1 for the default
 	miss miss
 	hit  hitKind
+	// would is what a report-only rule would have refused with.
+	would decision.ReasonCode
 }
 
 type hitKind uint8
@@ -53,6 +55,7 @@ const (
 	hitUnknown          // a deny that turned on the caller, who is not known
 	hitDecides          // the rule's action applies
 	hitDefault          // no rule decided
+	hitReport           // a report-only rule would have refused
 )
 
 func (t *Trail) add(s trailStep) {
@@ -93,6 +96,11 @@ func (p *Policy) Steps(t *Trail, req *canonical.Request, d *decision.Decision) [
 			st.Note = "requirement not met: " + d.Reason
 		case hitGatePass:
 			st.Note = "requirement met; going on"
+			if r.require == nil {
+				st.Note = "charged against its rate limit; going on"
+			}
+		case hitReport:
+			st.Note = wouldNote(s.would)
 		case hitUnknown:
 			st.Note = "decides: deny, but the caller is not known: " + d.Reason
 		case hitDecides:
@@ -103,11 +111,33 @@ func (p *Policy) Steps(t *Trail, req *canonical.Request, d *decision.Decision) [
 	return out
 }
 
-// DecideTrail is Decide with the trail recorded into tr (nil: none) and,
-// when known is not nil, the caller taken as known instead of being
-// authenticated from the request's credentials: replay judges a recorded
-// request as the caller the log names, whose credentials it never saw.
-func (p *Policy) DecideTrail(req *canonical.Request, now time.Time, known *identity.Result, tr *Trail) (d decision.Decision) {
+// Eval is what an evaluation records and is given beyond the request.
+type Eval struct {
+	// Known, when not nil, is taken as the caller instead of authenticating
+	// the request's credentials: replay judges a recorded request as the
+	// caller the log names, whose credentials it never saw.
+	Known *identity.Result
+	// Trail, when not nil, records the rules looked at.
+	Trail *Trail
+	// Charges, when not nil, receives the rate limits the request is
+	// charged against; the caller applies them.
+	Charges *Charges
+}
+
+// DecideTrail is Decide with the trail recorded into tr (nil: none) and
+// the caller known (see Eval.Known).
+func (p *Policy) DecideTrail(req *canonical.Request, now time.Time, known *identity.Result, tr *Trail) decision.Decision {
+	return p.Evaluate(req, now, &Eval{Known: known, Trail: tr})
+}
+
+// Evaluate is Decide with what ev asks for.
+func (p *Policy) Evaluate(req *canonical.Request, now time.Time, ev *Eval) (d decision.Decision) {
+	var known *identity.Result
+	var tr *Trail
+	var charges *Charges
+	if ev != nil {
+		known, tr, charges = ev.Known, ev.Trail, ev.Charges
+	}
 	ctx, _ := p.scratch.Get().(*evalCtx)
 	if ctx == nil {
 		ctx = new(evalCtx)
@@ -123,6 +153,9 @@ func (p *Policy) DecideTrail(req *canonical.Request, now time.Time, known *ident
 		if ctx.idDone {
 			d.Caller = ctx.id.Principal
 			d.Credentials = credentialsOf(&ctx.id)
+		}
+		if ctx.would.Code != "" {
+			d.Would = ctx.would
 		}
 	}()
 	var cand pathmatch.Candidates
@@ -142,15 +175,29 @@ func (p *Policy) DecideTrail(req *canonical.Request, now time.Time, known *ident
 			tr.add(trailStep{rule: int32(next), miss: m})
 			continue
 		}
+		if r.rate != nil {
+			charges.add(r.rate)
+		}
+		if r.report {
+			if code := r.wouldRefuse(ctx); code != "" {
+				if ctx.would.Code == "" {
+					ctx.would = decision.Would{Rule: r.name, Line: r.line, Code: code}
+				}
+				tr.add(trailStep{rule: int32(next), hit: hitReport, would: code})
+			} else {
+				tr.add(trailStep{rule: int32(next), hit: hitGatePass})
+			}
+			continue
+		}
 		if r.require != nil {
 			if d, refused := r.require.check(ctx, r); refused {
 				tr.add(trailStep{rule: int32(next), hit: hitRefused})
 				return d
 			}
-			if r.gate {
-				tr.add(trailStep{rule: int32(next), hit: hitGatePass})
-				continue
-			}
+		}
+		if r.gate {
+			tr.add(trailStep{rule: int32(next), hit: hitGatePass})
+			continue
 		}
 		if r.action == decision.Deny && r.needsIdentity {
 			// A deny that turned on who is calling (an expression on the
@@ -171,6 +218,28 @@ func (p *Policy) DecideTrail(req *canonical.Request, now time.Time, known *ident
 			Reason: "no rule allows this request", Rule: "(default)"}
 	}
 	return decision.Decision{Action: decision.Allow, Rule: "(default)"}
+}
+
+// wouldRefuse is the code a report-only rule would refuse a request it
+// matched with ("" when it would let it pass).
+func (r *rule) wouldRefuse(ctx *evalCtx) decision.ReasonCode {
+	if r.require != nil {
+		if d, refused := r.require.check(ctx, r); refused {
+			return d.Code
+		}
+		if r.gate || r.action == decision.Allow {
+			return ""
+		}
+	}
+	if r.action == decision.Deny && r.needsIdentity {
+		if d, refused := unknownCaller(ctx, r); refused {
+			return d.Code
+		}
+	}
+	if r.action == decision.Allow {
+		return ""
+	}
+	return r.code
 }
 
 // credentialsOf says what became of the caller's credentials, for the

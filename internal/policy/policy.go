@@ -36,6 +36,9 @@ type Policy struct {
 	primers  []func(context.Context) error
 	// identityHeaders are set by a trusted upstream authenticator.
 	identityHeaders []string
+	// bans and rate limits: the policy's effects (effects.go).
+	bans        []Ban
+	rateLimited bool
 	// scratch recycles the per-request evalCtx. Conditions receive it
 	// through an interface, so the compiler cannot keep it on Decide's
 	// stack; without the pool every decision would allocate one.
@@ -71,6 +74,10 @@ type rule struct {
 	require *requirement
 	// needsIdentity is set when matching or gating needs the caller.
 	needsIdentity bool
+	// report: the rule logs what it would have refused and never decides.
+	report bool
+	// rate is the rule's rate limit, charged whenever the rule matches.
+	rate *RateLimit
 }
 
 // cond is a matcher family beyond the built-in ones: user agent, referer,
@@ -100,6 +107,8 @@ type evalCtx struct {
 	p      *Policy
 	idDone bool
 	id     identity.Result
+	// would is the first report-only rule that would have refused.
+	would decision.Would
 	// geo memo
 	geoDone bool
 	country string

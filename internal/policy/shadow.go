@@ -39,8 +39,9 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// alwaysDecides: a matched rule that ends evaluation whoever asks.
-func alwaysDecides(r *rule) bool { return !r.gate }
+// alwaysDecides: a matched rule that ends evaluation whoever asks. A
+// report-only rule never decides.
+func alwaysDecides(r *rule) bool { return !r.gate && !r.report }
 
 // covers reports whether every request b matches is also matched by a.
 func covers(a, b *rule) bool {
