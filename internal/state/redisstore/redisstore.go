@@ -45,9 +45,13 @@ type Options struct {
 	// Prefix starts every key, so warden can share a Redis with others.
 	// Default "warden:".
 	Prefix string
-	// Timeout bounds each call to Redis (dial, write, read). A rate limit
+	// Timeout bounds each call to Redis (write and read). A rate limit
 	// sits in front of every request, so this is short: default 50ms.
 	Timeout time.Duration
+	// DialTimeout bounds connecting. A Redis that is down refuses at once;
+	// this is for one that is unreachable, paid by one request per
+	// Cooldown. Default 250ms.
+	DialTimeout time.Duration
 	// Cooldown is how long after a failure Redis is left alone and the
 	// fallback answers. Default 2s.
 	Cooldown time.Duration
@@ -92,6 +96,9 @@ func New(o Options) (*Store, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 50 * time.Millisecond
 	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 250 * time.Millisecond
+	}
 	if o.Cooldown <= 0 {
 		o.Cooldown = 2 * time.Second
 	}
@@ -111,7 +118,7 @@ func New(o Options) (*Store, error) {
 		// handles a Redis that does not answer.
 		MaxRetries:            -1,
 		DialerRetries:         1,
-		DialTimeout:           o.Timeout,
+		DialTimeout:           o.DialTimeout,
 		ReadTimeout:           o.Timeout,
 		WriteTimeout:          o.Timeout,
 		PoolTimeout:           o.Timeout,
@@ -140,15 +147,32 @@ type countingHook struct{ n *atomic.Uint64 }
 func (h countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
+		if !connSetup(cmd) {
+			h.n.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
 func (h countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
+		for _, c := range cmds {
+			if !connSetup(c) {
+				h.n.Add(1)
+				break
+			}
+		}
 		return next(ctx, cmds)
 	}
+}
+
+// connSetup tells the commands go-redis sends once per new connection
+// (HELLO, AUTH, SELECT, CLIENT SETNAME), which are not a decision's cost.
+func connSetup(c redis.Cmder) bool {
+	switch c.Name() {
+	case "hello", "auth", "select", "client":
+		return true
+	}
+	return false
 }
 
 // Stats counts what the store did since it was made.
@@ -279,8 +303,8 @@ func firstErr(cmds []redis.Cmder) error {
 
 func (s *Store) loadScripts(ctx context.Context) error {
 	p := s.client.Pipeline()
-	for _, sc := range allScripts {
-		sc.Load(ctx, p)
+	for _, src := range scriptSources {
+		p.ScriptLoad(ctx, src)
 	}
 	_, err := p.Exec(ctx)
 	return err

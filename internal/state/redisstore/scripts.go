@@ -14,7 +14,9 @@ import "github.com/redis/go-redis/v9"
 //
 // KEYS[1] the counter. ARGV: now, interval, capacity, cost (1 charge, 0 peek).
 // Returns {allowed, remaining, retry_after, reset_after}.
-var rateScript = redis.NewScript(`
+var rateScript = redis.NewScript(rateScriptSrc)
+
+const rateScriptSrc = `
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local capacity = tonumber(ARGV[3])
@@ -31,7 +33,7 @@ if cost > 0 then
   redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil(ahead / 1000) + 1)
 end
 return {1, math.floor((tolerance - ahead) / interval), 0, ahead}
-`)
+`
 
 // strikeScript counts an offence in a two-counter sliding window (as
 // state.slidingCount) and, when the count reaches the threshold, writes the
@@ -41,7 +43,9 @@ return {1, math.floor((tolerance - ahead) / interval), 0, ahead}
 // KEYS[1] the strike counter, KEYS[2] the ban record. ARGV: now, window,
 // after, ban_for, factor, max_ban, remember, reason, key.
 // Returns {banned, until}.
-var strikeScript = redis.NewScript(`
+var strikeScript = redis.NewScript(strikeScriptSrc)
+
+const strikeScriptSrc = `
 local now = tonumber(ARGV[1])
 local w = tonumber(ARGV[2])
 local after = tonumber(ARGV[3])
@@ -85,7 +89,7 @@ redis.call('HSET', KEYS[2], 'until', string.format('%.0f', ends), 'forget', stri
   'level', level, 'reason', ARGV[8], 'key', ARGV[9])
 redis.call('PEXPIRE', KEYS[2], math.ceil((forget - now) / 1000))
 return {1, ends}
-`)
+`
 
 // banScript sets a ban by hand (or copies one from the local fallback after
 // an outage), keeping the key's escalation level while it is remembered.
@@ -93,7 +97,9 @@ return {1, ends}
 // KEYS[1] the ban record. ARGV: now, until, reason, key, mode ("set", or
 // "max" to only ever lengthen a ban: a copy must not shorten one that
 // another replica escalated meanwhile).
-var banScript = redis.NewScript(`
+var banScript = redis.NewScript(banScriptSrc)
+
+const banScriptSrc = `
 local now = tonumber(ARGV[1])
 local u = tonumber(ARGV[2])
 local b = redis.call('HMGET', KEYS[1], 'until', 'forget', 'level')
@@ -111,15 +117,20 @@ redis.call('HSET', KEYS[1], 'until', string.format('%.0f', u), 'forget', string.
   'level', level, 'reason', ARGV[3], 'key', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], math.ceil((forget - now) / 1000))
 return 1
-`)
+`
 
 // unbanScript deletes a ban record and says whether the ban was in force.
 // KEYS[1] the ban record. ARGV: now.
-var unbanScript = redis.NewScript(`
+var unbanScript = redis.NewScript(unbanScriptSrc)
+
+const unbanScriptSrc = `
 local u = tonumber(redis.call('HGET', KEYS[1], 'until'))
 redis.call('DEL', KEYS[1])
 if u and u > tonumber(ARGV[1]) then return 1 end
 return 0
-`)
+`
 
-var allScripts = []*redis.Script{rateScript, strikeScript, banScript, unbanScript}
+// scriptSources are loaded with SCRIPT LOAD after NOSCRIPT. (Not through
+// redis.Script.Load: on a pipeline it would read the reply before it
+// arrives and store an empty digest.)
+var scriptSources = []string{rateScriptSrc, strikeScriptSrc, banScriptSrc, unbanScriptSrc}
