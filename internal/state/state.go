@@ -84,12 +84,14 @@ func (l Limit) Validate() error {
 	return nil
 }
 
-// Interval is the GCRA emission interval T: the steady spacing of requests.
+// Interval is the GCRA emission interval T: the steady spacing of
+// requests, rounded down to a whole microsecond, the unit of the Redis
+// store, so that both stores make exactly the same decisions.
 func (l Limit) Interval() time.Duration {
 	if l.Rate <= 0 {
 		return l.Per
 	}
-	return l.Per / time.Duration(l.Rate)
+	return (l.Per / time.Duration(l.Rate)).Truncate(time.Microsecond)
 }
 
 // Capacity is how many requests may arrive at once.
