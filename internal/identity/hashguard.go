@@ -43,6 +43,9 @@ const (
 	DefaultVerdictCacheSize = 8192
 	// DefaultHashWait is the longest a request waits for a hashing slot.
 	DefaultHashWait = 75 * time.Millisecond
+	// busyTTL is how long a credential refused for want of a slot stays
+	// refused (well under the Retry-After the refusal carries).
+	busyTTL = time.Second
 )
 
 // hashGuardOptions tunes a hashGuard; zero fields take the defaults.
@@ -69,6 +72,11 @@ type hashGuard struct {
 	waiting   atomic.Int64
 	successes *verdictCache
 	failures  *verdictCache
+	// busy remembers, for busyTTL, credentials refused for want of a slot:
+	// the gateway evaluates a refused request a second time to log its
+	// trace, and that second look must give the same answer (evaluation
+	// is pure) without waiting for a slot again.
+	busy *verdictCache
 
 	flightMu sync.Mutex
 	inFlight map[verdictKey]*flight
@@ -110,6 +118,7 @@ func newHashGuard(opts hashGuardOptions) (*hashGuard, error) {
 		slots:     make(chan struct{}, opts.Slots),
 		successes: newVerdictCache(opts.CacheSize),
 		failures:  newVerdictCache(opts.CacheSize),
+		busy:      newVerdictCache(1024),
 		inFlight:  make(map[verdictKey]*flight),
 	}
 	if _, err := rand.Read(g.macKey[:]); err != nil {
@@ -146,6 +155,9 @@ func (g *hashGuard) verify(user, stored, password string, now time.Time, check f
 	if g.failures.get(k, now) {
 		return false, nil
 	}
+	if g.busy.get(k, now) {
+		return false, errSaturated(g)
+	}
 
 	g.flightMu.Lock()
 	if f, ok := g.inFlight[k]; ok {
@@ -165,6 +177,7 @@ func (g *hashGuard) verify(user, stored, password string, now time.Time, check f
 
 	if err := g.acquire(); err != nil {
 		g.refused.Add(1)
+		g.busy.put(k, now.Add(busyTTL))
 		f.err = err
 		return false, err
 	}
@@ -190,7 +203,7 @@ func (g *hashGuard) acquire() error {
 	}
 	if g.waiting.Add(1) > int64(g.opts.MaxWaiting) {
 		g.waiting.Add(-1)
-		return fmt.Errorf("%w: password checks are saturated (%d running, %d waiting); try again shortly", ErrUnavailable, g.opts.Slots, g.opts.MaxWaiting)
+		return errSaturated(g)
 	}
 	defer g.waiting.Add(-1)
 	timer := time.NewTimer(g.opts.Wait)
@@ -201,6 +214,10 @@ func (g *hashGuard) acquire() error {
 	case <-timer.C:
 		return fmt.Errorf("%w: no password-check slot free within %v; try again shortly", ErrUnavailable, g.opts.Wait)
 	}
+}
+
+func errSaturated(g *hashGuard) error {
+	return fmt.Errorf("%w: password checks are saturated (%d running, %d waiting); try again shortly", ErrUnavailable, g.opts.Slots, g.opts.MaxWaiting)
 }
 
 // verdictCache remembers keys until their expiry in a fixed array of slots
@@ -260,4 +277,11 @@ func (c *verdictCache) len(now time.Time) int {
 		mu.Unlock()
 	}
 	return n
+}
+
+// HashStats reports, since the authenticator was made, how many password
+// hashes were computed (verdict-cache misses that got a slot) and how many
+// checks were refused for want of a slot (answered 503 unavailable).
+func (h *Htpasswd) HashStats() (computed, refused int64) {
+	return h.guard.computed.Load(), h.guard.refused.Load()
 }

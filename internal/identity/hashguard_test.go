@@ -198,6 +198,12 @@ func TestHashGuardRefusesTheExcess(t *testing.T) {
 	if g.refused.Load() != 2 || g.computed.Load() != 1 {
 		t.Fatalf("refused %d computed %d, want 2 and 1", g.refused.Load(), g.computed.Load())
 	}
+	// The same credential asked again at once (the gateway's second look
+	// for the log) gets the same answer without waiting or hashing.
+	again := time.Now()
+	if _, err := g.verify("u", "h", "second", t0, func() bool { t.Error("hashed"); return false }); !errors.Is(err, ErrUnavailable) || time.Since(again) > 40*time.Millisecond {
+		t.Fatalf("second look: err = %v after %v", err, time.Since(again))
+	}
 	// A remembered verdict needs no slot: it is answered even now.
 	g.failures.put(g.key("u", "h", "known-bad"), t0.Add(time.Minute))
 	if ok, err := g.verify("u", "h", "known-bad", t0, func() bool { t.Error("hashed"); return true }); ok || err != nil {
