@@ -260,6 +260,9 @@ func hashScheme(hash string) string {
 
 // Authenticate implements Authenticator. It does no I/O.
 func (h *Htpasswd) Authenticate(r *canonical.Request, now time.Time) (*Principal, error) {
+	if repeatedScheme(r.Header, "basic ") {
+		return nil, errTooManyAuthorization
+	}
 	v := r.Header.Get("Authorization")
 	if len(v) < 6 || !strings.EqualFold(v[:6], "basic ") {
 		return nil, nil
