@@ -424,7 +424,7 @@ func (j *JWT) Authenticate(r *canonical.Request, now time.Time) (*Principal, err
 func (j *JWT) verify(raw string, keys *KeySet, now time.Time) (cachedToken, error) {
 	jws, err := jose.ParseSignedCompact(raw, j.algs)
 	if err != nil {
-		return cachedToken{}, describeParseError(err)
+		return cachedToken{}, describeParseError(raw, err)
 	}
 	if len(jws.Signatures) != 1 {
 		return cachedToken{}, fmt.Errorf("%w: token must carry exactly one signature", ErrInvalid)

@@ -75,6 +75,14 @@ func quote(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// clip bounds a parser's message, which may quote attacker input.
+func clip(s string) string {
+	if len(s) > 2*maxQuoted {
+		return s[:2*maxQuoted] + "…"
+	}
+	return s
+}
+
 // errTooManyAuthorization refuses a request with more than one
 // Authorization header carrying the scheme an authenticator reads: which
 // copy counts differs between warden (the first), proxies and frameworks
@@ -124,10 +132,23 @@ func checkHeader(h jose.Header) error {
 }
 
 // describeParseError names why go-jose could not parse a compact token.
-func describeParseError(err error) error {
+// go-jose reports a header it cannot read as "invalid protected header";
+// the header is decoded again here to say why (a duplicate member, RFC 7515
+// section 4: "MUST reject", or not a JSON object).
+func describeParseError(raw string, err error) error {
 	var alg *jose.ErrUnexpectedSignatureAlgorithm
 	if errors.As(err, &alg) {
 		return fmt.Errorf("%w: algorithm not allowed: %s", ErrInvalid, quote(string(alg.Got)))
+	}
+	head, _, _ := strings.Cut(raw, ".")
+	if hdr, derr := base64.RawURLEncoding.DecodeString(head); derr == nil {
+		var obj map[string]any
+		if jerr := josejson.Unmarshal(hdr, &obj); jerr != nil {
+			if strings.Contains(jerr.Error(), "duplicate key") {
+				return fmt.Errorf("%w: malformed token: header holds a duplicate member (%s)", ErrInvalid, clip(strings.TrimPrefix(jerr.Error(), "json: ")))
+			}
+			return fmt.Errorf("%w: malformed token: header is not a JSON object: %s", ErrInvalid, clip(jerr.Error()))
+		}
 	}
 	return fmt.Errorf("%w: malformed token: %v", ErrInvalid, err)
 }
@@ -147,9 +168,9 @@ func decodeClaims(payload []byte) (jwt.Claims, map[string]any, error) {
 		msg := err.Error()
 		switch {
 		case strings.Contains(msg, "duplicate key"):
-			return std, nil, fmt.Errorf("%w: claims hold a duplicate member (%s)", ErrInvalid, strings.TrimPrefix(msg, "json: "))
+			return std, nil, fmt.Errorf("%w: claims hold a duplicate member (%s)", ErrInvalid, clip(strings.TrimPrefix(msg, "json: ")))
 		default:
-			return std, nil, fmt.Errorf("%w: claims are not a JSON object: %v", ErrInvalid, err)
+			return std, nil, fmt.Errorf("%w: claims are not a JSON object: %s", ErrInvalid, clip(msg))
 		}
 	}
 	if all == nil {
@@ -168,7 +189,7 @@ func decodeClaims(payload []byte) (jwt.Claims, map[string]any, error) {
 		}
 	}
 	if err := josejson.Unmarshal(payload, &std); err != nil {
-		return std, nil, fmt.Errorf("%w: registered claims unreadable: %v", ErrInvalid, err)
+		return std, nil, fmt.Errorf("%w: registered claims unreadable: %s", ErrInvalid, clip(err.Error()))
 	}
 	return std, all, nil
 }
@@ -277,30 +298,43 @@ func (e errAmbiguousClaim) Error() string {
 // literal form; refusing keeps both working and fails closed on the one
 // case no honest issuer produces.
 func claimPath(m map[string]any, path string) (any, error) {
-	var found []any
-	collectClaim(m, path, &found)
-	switch len(found) {
-	case 0:
+	found, partial := collectClaim(m, path)
+	switch {
+	case len(found) == 0:
 		return nil, nil
-	case 1:
+	case len(found) == 1 && !partial:
 		return found[0], nil
 	}
 	return nil, errAmbiguousClaim{path}
 }
 
-func collectClaim(m map[string]any, path string, found *[]any) {
-	if m == nil || path == "" || len(*found) > 1 {
-		return
+// collectClaim returns every reading of path in m, and whether a nested
+// reading was begun (an object member named by a prefix of the path) but
+// not completed. A literal member beside a begun nested reading is refused
+// too: {"realm_access": {...}, "realm_access.roles": [...]} means the
+// issuer's own realm_access holds no roles and someone else named a member
+// to look like them.
+func collectClaim(m map[string]any, path string) (found []any, partial bool) {
+	if m == nil || path == "" {
+		return nil, false
 	}
 	if v, ok := m[path]; ok {
-		*found = append(*found, v)
+		found = append(found, v)
 	}
 	for i := len(path) - 1; i > 0; i-- {
 		if path[i] != '.' {
 			continue
 		}
-		if sub, ok := m[path[:i]].(map[string]any); ok {
-			collectClaim(sub, path[i+1:], found)
+		sub, ok := m[path[:i]].(map[string]any)
+		if !ok {
+			continue
 		}
+		f, p := collectClaim(sub, path[i+1:])
+		if len(f) == 0 {
+			partial = true
+		}
+		found = append(found, f...)
+		partial = partial || p
 	}
+	return found, partial
 }
