@@ -182,8 +182,10 @@ func (g *hashGuard) verify(user, stored, password string, now time.Time, check f
 		return false, err
 	}
 	g.computed.Add(1)
-	ok := check()
-	<-g.slots
+	ok := func() bool {
+		defer func() { <-g.slots }() // released even if check panics
+		return check()
+	}()
 	f.ok = ok
 	if ok {
 		g.successes.put(k, now.Add(g.opts.TTL))
