@@ -319,6 +319,29 @@ func jwtCases(t *testing.T, k *jwtKit) []corpusCase {
 		// Size.
 		bad("token over 16 KiB", "RFC 8725 (bounded parsing)", token(hdrRS, k.claims("alice", []string{"admin"}, map[string]any{"pad": strings.Repeat("x", 17<<10)}), rs), "longer than"),
 
+		// Where tokens are read: only the Authorization header.
+		{family: "jwt", name: "token in the query string", source: "RFC 6750 2.3 (not read)", path: "/admin/panel?access_token=" + token(hdrRS, admin, rs), status: 401, code: "unauthenticated"},
+		{family: "jwt", name: "token in a cookie", source: "not read", headers: []string{"Cookie: access_token=" + token(hdrRS, admin, rs)}, status: 401, code: "unauthenticated"},
+		{family: "jwt", name: "token in Proxy-Authorization", source: "RFC 9110 11.7.2 (not for the origin)", headers: []string{"Proxy-Authorization: Bearer " + token(hdrRS, admin, rs)}, status: 401, code: "unauthenticated"},
+		bad("token with a fourth segment", "structure", token(hdrRS, admin, rs)+".eHl6", "unknown API key"),
+		bad("token with a space inside", "structure", strings.Replace(token(hdrRS, admin, rs), ".", ". ", 1), "unknown API key"),
+		bad("alg in lower case", "RFC 7518 3.1 (case-sensitive)", token(`{"alg":"rs256","kid":"rsa-1"}`, admin, rs), "algorithm not allowed"),
+		bad("exp 1e20 (overflows a 64-bit time)", "integer overflow", token(hdrRS, strings.Replace(admin, fmt.Sprintf(`"exp":%d`, k.now.Add(time.Hour).Unix()), `"exp":1e20`, 1), rs), `claim "exp" out of range`),
+		bad("sub empty", "RFC 7519 4.1.2", token(hdrRS, k.claims("", []string{"admin"}, nil), rs), "no subject"),
+		bad("iss with a trailing slash", "RFC 8725 3.8 (exact match)", token(hdrRS, k.claims("alice", []string{"admin"}, map[string]any{"iss": corpusIssuer + "/"}), rs), "wrong issuer"),
+		// Roles of the wrong shape give no role: 403, never admin.
+		{family: "jwt", name: "roles as an object", source: "type confusion", headers: []string{bearerLine(token(hdrRS, k.claims("bob", nil, map[string]any{"realm_access": map[string]any{"roles": map[string]any{"admin": true}}}), rs))}, status: 403, code: "role_required"},
+		{family: "jwt", name: "roles holding non-strings", source: "type confusion", headers: []string{bearerLine(token(hdrRS, k.claims("bob", nil, map[string]any{"realm_access": map[string]any{"roles": []any{1, map[string]any{"admin": 1}, []string{"admin"}}}}), rs))}, status: 403, code: "role_required"},
+		{family: "jwt", name: "role with a trailing space", source: "normalisation", headers: []string{bearerLine(token(hdrRS, k.claims("bob", []string{"admin "}, nil), rs))}, status: 403, code: "role_required"},
+		{family: "jwt", name: "role in upper case", source: "normalisation", headers: []string{bearerLine(token(hdrRS, k.claims("bob", []string{"ADMIN"}, nil), rs))}, status: 403, code: "role_required"},
+		{family: "jwt", name: "roles in the default claim, not the configured one", source: "claim confusion", headers: []string{bearerLine(token(hdrRS, k.claims("bob", nil, map[string]any{"roles": []string{"admin"}}), rs))}, status: 403, code: "role_required"},
+		ok("a role as a single string", "control (claim may be a string)", token(hdrRS, k.claims("alice", nil, map[string]any{"realm_access": map[string]any{"roles": "admin"}}), rs), "alice"),
+		ok("exp with a fraction", "RFC 7519 2 (NumericDate may be non-integer)", token(hdrRS, strings.Replace(admin, fmt.Sprintf(`"exp":%d`, k.now.Add(time.Hour).Unix()), fmt.Sprintf(`"exp":%d.5`, k.now.Add(time.Hour).Unix()), 1), rs), "alice"),
+		// A member named like the path, with no nested realm_access at
+		// all, is the only reading: namespaced claims work this way. It is
+		// the issuer's to keep users from naming claims (see claimPath).
+		ok("only a literal realm_access.roles member", "namespaced claims (control)", token(hdrRS, k.claims("alice", nil, map[string]any{"realm_access": nil, "realm_access.roles": []string{"admin"}}), rs), "alice"),
+
 		// Several Authorization headers.
 		{family: "jwt", name: "two Authorization headers, a valid user token first", source: "RFC 9110 5.3", headers: []string{
 			bearerLine(token(hdrES, k.claims("bob", []string{"user"}, nil), es)), bearerLine(token(hdrRS, admin, rs)),
@@ -380,6 +403,7 @@ func basicCases() []corpusCase {
 		bad("credentials over 4 KiB", "bounded parsing", []string{basicLine("alice:" + strings.Repeat("x", 5000))}, 401, "invalid_credentials", "too long"),
 		bad("two Authorization headers, right one second", "RFC 9110 5.3", []string{basicLine("bob:hunter2"), basicLine("alice:correct horse")}, 401, "invalid_credentials", "more than one Authorization header"),
 		bad("two Authorization headers, right one first", "RFC 9110 5.3", []string{basicLine("alice:correct horse"), basicLine("bob:hunter2")}, 401, "invalid_credentials", "more than one Authorization header"),
+		bad("credentials in Proxy-Authorization", "RFC 9110 11.7.2 (not for the origin)", []string{"Proxy-Authorization: Basic " + cred}, 401, "unauthenticated", ""),
 		bad("Digest scheme", "RFC 7616", []string{`Authorization: Digest username="alice", realm="warden"`}, 401, "unauthenticated", ""),
 	}
 }
@@ -413,6 +437,10 @@ func apiKeyCases() []corpusCase {
 		bad("two Bearer keys", "RFC 9110 5.3", []string{"Authorization: Bearer " + userAPIKey, "Authorization: Bearer " + adminAPIKey}, 401, "invalid_credentials", "more than one Authorization header"),
 		bad("key header spelled with underscores", "CGI header mapping", []string{"X_API_Key: " + adminAPIKey}, 401, "unauthenticated", ""),
 		bad("empty key header", "RFC 9110 5.5", []string{"X-API-Key: "}, 401, "unauthenticated", ""),
+		{family: "api_key", name: "key in the query string", source: "not read", path: "/admin/panel?api_key=" + adminAPIKey, status: 401, code: "unauthenticated"},
+		{family: "api_key", name: "key in a cookie", source: "not read", headers: []string{"Cookie: X-API-Key=" + adminAPIKey}, status: 401, code: "unauthenticated"},
+		bad("key as Basic password", "scheme confusion", []string{basicLine("admin-key:" + adminAPIKey)}, 401, "invalid_credentials", "unknown user or wrong password"),
+		bad("key as Basic user", "scheme confusion", []string{basicLine(adminAPIKey + ":")}, 401, "invalid_credentials", "unknown user or wrong password"),
 		bad("JWT-shaped opaque bearer", "issue 10 (b) (structure, not prefix)", []string{"Authorization: Bearer abc.def.ghi"}, 401, "invalid_credentials", unknown),
 	}
 }
@@ -541,11 +569,11 @@ handle:
 		lines = append(lines, fmt.Sprintf("%4d × %s", v, k))
 	}
 	sort.Strings(lines)
-	t.Logf("%d cases (jwt %d attacks + %d controls, basic %d + %d, api_key %d + %d):\n%s", len(cases),
+	t.Logf("%d cases (refused + let in: jwt %d + %d, basic %d + %d, api_key %d + %d):\n%s", len(cases),
 		perFamily["jwt"][0], perFamily["jwt"][1], perFamily["basic"][0], perFamily["basic"][1],
 		perFamily["api_key"][0], perFamily["api_key"][1], strings.Join(lines, "\n"))
-	if len(cases) < 120 {
-		t.Errorf("the corpus has %d cases; the bar is 120", len(cases))
+	if len(cases) < 140 {
+		t.Errorf("the corpus has %d cases; the bar is 140", len(cases))
 	}
 }
 

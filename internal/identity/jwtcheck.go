@@ -17,6 +17,10 @@ import (
 // only ever a parser attack.
 const maxClaimDepth = 16
 
+// maxNumericDate bounds exp, nbf and iat (seconds): about the year 36,800,
+// far beyond any real token and well inside 64-bit arithmetic.
+const maxNumericDate = 1 << 40
+
 // maxQuoted bounds attacker-chosen strings (kid, iss, alg) copied into an
 // error, which the decision log keeps.
 const maxQuoted = 64
@@ -186,6 +190,11 @@ func decodeClaims(payload []byte) (jwt.Claims, map[string]any, error) {
 		}
 		if !kind.fits(v) {
 			return std, nil, fmt.Errorf("%w: claim %q must be %s, not %s", ErrInvalid, name, kind, jsonKind(v))
+		}
+		// A time far outside any calendar overflows 64-bit nanoseconds
+		// (and go-jose's NumericDate); name it rather than let it wrap.
+		if f, isNum := v.(float64); isNum && (f > maxNumericDate || f < -maxNumericDate) {
+			return std, nil, fmt.Errorf("%w: claim %q out of range (%g seconds)", ErrInvalid, name, f)
 		}
 	}
 	if err := josejson.Unmarshal(payload, &std); err != nil {
