@@ -69,6 +69,9 @@ type Htpasswd struct {
 	macKey   [32]byte
 	verified sync.Map // [32]byte → struct{}
 	nVerif   atomic.Int64
+
+	// guard bounds the CPU password checks may take (hashguard.go).
+	guard *hashGuard
 }
 
 type htpasswdUsers struct {
@@ -91,6 +94,11 @@ func NewHtpasswd(path string, opts HtpasswdOptions) (*Htpasswd, error) {
 	if _, err := rand.Read(h.macKey[:]); err != nil {
 		return nil, fmt.Errorf("htpasswd: random key: %w", err)
 	}
+	guard, err := newHashGuard(hashGuardOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("htpasswd: %w", err)
+	}
+	h.guard = guard
 	if err := h.Reload(); err != nil {
 		return nil, err
 	}
@@ -251,7 +259,10 @@ func hashScheme(hash string) string {
 }
 
 // Authenticate implements Authenticator. It does no I/O.
-func (h *Htpasswd) Authenticate(r *canonical.Request, _ time.Time) (*Principal, error) {
+func (h *Htpasswd) Authenticate(r *canonical.Request, now time.Time) (*Principal, error) {
+	if repeatedScheme(r.Header, "basic ") {
+		return nil, errTooManyAuthorization
+	}
 	v := r.Header.Get("Authorization")
 	if len(v) < 6 || !strings.EqualFold(v[:6], "basic ") {
 		return nil, nil
@@ -268,13 +279,21 @@ func (h *Htpasswd) Authenticate(r *canonical.Request, _ time.Time) (*Principal, 
 		return nil, fmt.Errorf("%w: Basic credentials need \"user:password\"", ErrInvalid)
 	}
 	hash, known := h.users.Load().hashes[user]
-	if !known {
-		// Spend the time a real check would, so response time does not
-		// tell which user names exist.
-		_ = bcrypt.CompareHashAndPassword(dummyBcrypt(), []byte(password))
-		return nil, fmt.Errorf("%w: unknown user or wrong password", ErrInvalid)
+	// Every check, of a known user or not, goes through the guard: bounded
+	// CPU, remembered verdicts, the excess refused (hashguard.go).
+	ok, err = h.guard.verify(user, hash, password, now, func() bool {
+		if !known {
+			// Spend the time a real check would, so response time does
+			// not tell which user names exist.
+			_ = bcrypt.CompareHashAndPassword(dummyBcrypt(), []byte(password))
+			return false
+		}
+		return h.checkPassword(user, hash, password)
+	})
+	if err != nil {
+		return nil, err
 	}
-	if !h.checkPassword(user, hash, password) {
+	if !ok {
 		return nil, fmt.Errorf("%w: unknown user or wrong password", ErrInvalid)
 	}
 	return &Principal{ID: user, Method: "basic", Roles: h.opts.Roles[user]}, nil
