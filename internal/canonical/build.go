@@ -52,6 +52,16 @@ func FillFrom(req *Request, r *http.Request, opt *Options) error {
 	if err != nil {
 		return fmt.Errorf("client address from trusted proxy: %w", err)
 	}
+	// Headers some upstream reads as the path, method, prefix or host:
+	// refused, or deleted so that no upstream and no handler sees a
+	// client's copy. Only now is it known whether the peer may set them.
+	refuse, stripped := CheckOverrideHeaders(r.Header, trusted)
+	if refuse != nil {
+		return &HeaderError{Name: refuse.Name, Why: refuse.Why}
+	}
+	for _, name := range stripped {
+		delete(r.Header, name)
+	}
 	*req = Request{
 		Method:      r.Method,
 		Host:        canonicalHost(r.Host),
@@ -64,8 +74,20 @@ func FillFrom(req *Request, r *http.Request, opt *Options) error {
 		PeerTrusted: trusted,
 		Header:      r.Header,
 		TLS:         r.TLS != nil,
+
+		StrippedHeaders: stripped,
 	}
 	return nil
+}
+
+// HeaderError is a request refused for a header it carries.
+type HeaderError struct {
+	Name string
+	Why  string
+}
+
+func (e *HeaderError) Error() string {
+	return "header " + e.Name + " is not accepted: it " + e.Why
 }
 
 // checkMethod refuses methods with lower-case letters. Methods are

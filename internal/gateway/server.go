@@ -98,7 +98,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuseWith(w, r, &d, &req, id, rt, now)
 		return
 	}
-	if rt.LogAll {
+	if rt.LogAll || len(req.StrippedHeaders) > 0 && !rt.LogOff {
+		// A request whose override headers were stripped is logged even
+		// when only refusals are: the upstream got less than was sent.
 		s.logDecision(r, &req, &d, id, nil)
 	}
 	if rt.waf != nil {
@@ -229,6 +231,9 @@ func (s *Server) logDecision(r *http.Request, req *canonical.Request, d *decisio
 	}
 	if req != nil {
 		attrs = append(attrs, slog.String("path", req.Path), slog.String("client_ip", req.ClientIP.String()))
+		if len(req.StrippedHeaders) > 0 {
+			attrs = append(attrs, slog.Any("stripped_headers", req.StrippedHeaders))
+		}
 	} else {
 		attrs = append(attrs, slog.String("raw_uri", r.RequestURI), slog.String("peer", r.RemoteAddr))
 	}
