@@ -149,6 +149,7 @@ func (p *Pattern) matchJoined(a, b string) bool {
 	joinBuffers.Put(buf)
 	return ok
 }
+
 // literalPrefix is the part every matching path must start with, used for
 // indexing. It errs on the short side.
 func (p *Pattern) literalPrefix() string {
