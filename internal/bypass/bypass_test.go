@@ -25,8 +25,9 @@ const (
 
 var keyHashAdmin = identity.HashKey(adminKey)
 
-// policy protects /admin/ by role, /internal/ by client address, and every
-// write method; 127.0.0.9 is the one trusted proxy.
+// policy protects /admin/ by role, /internal/ by client address, the files
+// /wp-login.php and /backup/index.html by exact path, and every write
+// method; 127.0.0.9 is the one trusted proxy.
 const policy = `
 trusted_proxies: [127.0.0.9]
 identity:
@@ -44,6 +45,12 @@ rules:
     when: { path: { prefix: /admin/ } }
     require: { roles_any: [admin] }
     action: allow
+  - name: no-wp-login
+    when: { path: { exact: /wp-login.php } }
+    action: conceal
+  - name: no-backup-index
+    when: { path: { exact: /backup/index.html } }
+    action: deny
   - name: no-writes
     when: { methods: [DELETE, PUT, PATCH] }
     action: deny
@@ -147,8 +154,15 @@ func TestBypassCorpus(t *testing.T) {
 			case "DELETE", "PUT", "PATCH":
 				why = append(why, "ran "+v.Method)
 			}
-			if v.ClientIP != "127.0.0.1" {
-				why = append(why, "upstream believes client "+v.ClientIP)
+			wantIP := s.client
+			if wantIP == "" {
+				wantIP = "127.0.0.1"
+			}
+			if v.ClientIP != wantIP {
+				why = append(why, "upstream believes client "+v.ClientIP+", the rules judged "+wantIP)
+			}
+			if len(v.Forged) > 0 {
+				why = append(why, "upstream got the client's "+strings.Join(v.Forged, ", "))
 			}
 			if strings.Contains(v.Roles, "admin") {
 				why = append(why, "upstream believes roles "+v.Roles)
@@ -191,6 +205,8 @@ func TestBypassCorpus(t *testing.T) {
 			t.Errorf("control %s: landed on %s (%q), want %s", c.name, visits[0].Resource, visits[0].Path, c.want)
 		case visits[0].ClientIP != wantIP:
 			t.Errorf("control %s: upstream told client %s, want %s", c.name, visits[0].ClientIP, wantIP)
+		case len(visits[0].Forged) > 0:
+			t.Errorf("control %s: upstream got forged %v", c.name, visits[0].Forged)
 		case c.body != "" && visits[0].Body != c.body:
 			t.Errorf("control %s: body %q, want %q", c.name, visits[0].Body, c.body)
 		}

@@ -40,6 +40,10 @@ type visit struct {
 	ClientIP string // the client address it would believe
 	Roles    string // the roles it would believe (X-Warden-Roles)
 	Body     string
+	// Forged names the headers that reached it with a value the corpus
+	// marks as the client's forgery (it contains "forged"): a host, port
+	// or scheme the upstream would build links and redirects with.
+	Forged []string
 }
 
 func newLenient(t *testing.T) *lenient {
@@ -92,22 +96,55 @@ func interpret(r *http.Request) visit {
 	r.Header = h
 	v := visit{Target: r.RequestURI}
 	target := r.RequestURI
-	for _, h := range []string{"X-Original-Url", "X-Rewrite-Url"} {
+	for _, h := range pathHeaders {
 		if o := r.Header.Get(h); o != "" {
 			target = o
+			break
+		}
+	}
+	// The "ReverseProxied"/PrefixMiddleware WSGI recipes: the prefix is
+	// SCRIPT_NAME and is cut off PATH_INFO before routing.
+	for _, h := range []string{"X-Script-Name", "X-Forwarded-Prefix"} {
+		if pre := strings.TrimRight(r.Header.Get(h), "/"); pre != "" && strings.HasPrefix(target, pre+"/") {
+			target = target[len(pre):]
+			break
 		}
 	}
 	v.Path = lenientPath(target)
 	v.Resource = resourceOf(v.Path)
 	v.Method = strings.ToUpper(r.Method)
-	for _, h := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} {
+	for _, h := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Forwarded-Method", "X-Original-Method"} {
 		if o := r.Header.Get(h); o != "" {
 			v.Method = strings.ToUpper(strings.TrimSpace(o))
 		}
 	}
 	v.ClientIP = believedClient(r)
 	v.Roles = r.Header.Get("X-Warden-Roles")
+	for name, vals := range r.Header {
+		for _, val := range vals {
+			if strings.Contains(strings.ToLower(val), "forged") {
+				v.Forged = append(v.Forged, name)
+			}
+		}
+	}
+	sort.Strings(v.Forged)
 	return v
+}
+
+// pathHeaders are read as the request path, first present wins: Symfony
+// and Zend before CVE-2018-14773 and IIS (X-Original-URL, X-Rewrite-URL),
+// nginx auth_request setups (X-Original-URI), Traefik forwardAuth and the
+// auth services behind it (X-Forwarded-Uri), Kong (X-Forwarded-Path),
+// Next.js minimal mode and 13.4 workers (X-Matched-Path, X-Invoke-Path),
+// Envoy rewrites (X-Envoy-Original-Path), serverless WSGI/ASGI shims
+// (X-Original-Path, X-Original-Pathname, X-Vercel-Original-Pathname,
+// X-Forwarded-Url), PHP and .NET routers (X-Request-Uri), and the spellings
+// of 403-bypass wordlists.
+var pathHeaders = []string{
+	"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri", "X-Forwarded-Uri", "X-Forwarded-Path",
+	"X-Original-Path", "X-Original-Pathname", "X-Vercel-Original-Pathname", "X-Request-Uri",
+	"X-Forwarded-Url", "X-Matched-Path", "X-Invoke-Path", "X-Envoy-Original-Path",
+	"X-Override-Url", "X-Http-Destinationurl", "X-Proxy-Url",
 }
 
 // believedClient is the address a framework that trusts its proxy headers
@@ -115,7 +152,8 @@ func interpret(r *http.Request) visit {
 func believedClient(r *http.Request) string {
 	for _, h := range []string{
 		"True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
-		"X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "Client-Ip", "X-Real-Ip",
+		"X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "Client-Ip", "X-Custom-Ip-Authorization",
+		"X-Original-Remote-Addr", "X-True-Ip", "X-Original-Forwarded-For", "X-Real-Ip",
 	} {
 		if v := r.Header.Get(h); v != "" {
 			return strings.TrimSpace(v)
@@ -141,6 +179,16 @@ func resourceOf(p string) string {
 		if p == "/"+name || strings.HasPrefix(p, "/"+name+"/") {
 			return name
 		}
+	}
+	// PHP-FPM (cgi.fix_pathinfo=1) runs /wp-login.php/anything as the
+	// script, with the rest as PATH_INFO.
+	if p == "/wp-login.php" || strings.HasPrefix(p, "/wp-login.php/") {
+		return "wp-login"
+	}
+	// The folder is its index document (path.Clean already took the
+	// trailing slash off).
+	if p == "/backup" || p == "/backup/index.html" {
+		return "backup-index"
 	}
 	return "public"
 }
