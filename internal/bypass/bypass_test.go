@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -158,8 +159,11 @@ func TestBypassCorpus(t *testing.T) {
 			if wantIP == "" {
 				wantIP = "127.0.0.1"
 			}
-			if v.ClientIP != wantIP {
-				why = append(why, "upstream believes client "+v.ClientIP+", the rules judged "+wantIP)
+			for _, ip := range append([]string{v.ClientIP}, v.ClientIPs...) {
+				if ip != wantIP {
+					why = append(why, "upstream is told client "+ip+", the rules judged "+wantIP)
+					break
+				}
 			}
 			if len(v.Forged) > 0 {
 				why = append(why, "upstream got the client's "+strings.Join(v.Forged, ", "))
@@ -203,8 +207,8 @@ func TestBypassCorpus(t *testing.T) {
 			t.Errorf("control %s: upstream saw it %d times", c.name, len(visits))
 		case visits[0].Resource != c.want:
 			t.Errorf("control %s: landed on %s (%q), want %s", c.name, visits[0].Resource, visits[0].Path, c.want)
-		case visits[0].ClientIP != wantIP:
-			t.Errorf("control %s: upstream told client %s, want %s", c.name, visits[0].ClientIP, wantIP)
+		case visits[0].ClientIP != wantIP || slices.ContainsFunc(visits[0].ClientIPs, func(ip string) bool { return ip != wantIP }):
+			t.Errorf("control %s: upstream told client %s (all readings %v), want %s", c.name, visits[0].ClientIP, visits[0].ClientIPs, wantIP)
 		case len(visits[0].Forged) > 0:
 			t.Errorf("control %s: upstream got forged %v", c.name, visits[0].Forged)
 		case c.body != "" && visits[0].Body != c.body:

@@ -38,8 +38,11 @@ type visit struct {
 	Resource string // "admin", "internal" or "public"
 	Method   string // after method overrides
 	ClientIP string // the client address it would believe
-	Roles    string // the roles it would believe (X-Warden-Roles)
-	Body     string
+	// ClientIPs are the addresses each convention present names (X-Real-IP,
+	// Forwarded, leftmost X-Forwarded-For, ...): all must be the same.
+	ClientIPs []string
+	Roles     string // the roles it would believe (X-Warden-Roles)
+	Body      string
 	// Forged names the headers that reached it with a value the corpus
 	// marks as the client's forgery (it contains "forged"): a host, port
 	// or scheme the upstream would build links and redirects with.
@@ -119,6 +122,7 @@ func interpret(r *http.Request) visit {
 		}
 	}
 	v.ClientIP = believedClient(r)
+	v.ClientIPs = believedClients(r)
 	v.Roles = r.Header.Get("X-Warden-Roles")
 	for name, vals := range r.Header {
 		for _, val := range vals {
@@ -147,31 +151,48 @@ var pathHeaders = []string{
 	"X-Override-Url", "X-Http-Destinationurl", "X-Proxy-Url",
 }
 
-// believedClient is the address a framework that trusts its proxy headers
-// would take as the client: the first of these headers present wins.
-func believedClient(r *http.Request) string {
-	for _, h := range []string{
-		"True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
-		"X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "Client-Ip", "X-Custom-Ip-Authorization",
-		"X-Original-Remote-Addr", "X-True-Ip", "X-Original-Forwarded-For", "X-Real-Ip",
-	} {
+// believedClients are the addresses frameworks that trust their proxy
+// headers would take as the client, one per convention present: each of
+// these headers (nginx real_ip, Rails, Laravel read X-Real-IP; Express with
+// "trust proxy" and Rack take the leftmost X-Forwarded-For; Spring and
+// Symfony read Forwarded), so an upstream told two different clients is
+// caught whichever it believes.
+func believedClients(r *http.Request) []string {
+	var out []string
+	for _, h := range clientHeaders {
 		if v := r.Header.Get(h); v != "" {
-			return strings.TrimSpace(v)
+			out = append(out, strings.TrimSpace(v))
 		}
 	}
 	if f := r.Header.Get("Forwarded"); f != "" {
 		for _, part := range strings.Split(f, ";") {
 			if k, val, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "for") {
-				return strings.Trim(val, `"[]`)
+				out = append(out, strings.Trim(val, `"[]`))
+				break
 			}
 		}
 	}
 	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
 		first, _, _ := strings.Cut(xff, ",")
-		return strings.TrimSpace(first)
+		out = append(out, strings.TrimSpace(first))
+	}
+	return out
+}
+
+// believedClient is the address a framework that trusts its proxy headers
+// would take as the client: the first of these headers present wins.
+func believedClient(r *http.Request) string {
+	if all := believedClients(r); len(all) > 0 {
+		return all[0]
 	}
 	host, _, _ := strings.Cut(r.RemoteAddr, ":")
 	return host
+}
+
+var clientHeaders = []string{
+	"True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
+	"X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "Client-Ip", "X-Custom-Ip-Authorization",
+	"X-Original-Remote-Addr", "X-True-Ip", "X-Original-Forwarded-For", "X-Real-Ip",
 }
 
 func resourceOf(p string) string {
