@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -726,6 +727,24 @@ func TestSymlinkToDotfile(t *testing.T) {
 	open := newServer(t, Config{Root: dir, ServeDotfiles: true})
 	wantBody(t, serve(t, open, "GET", "/innocent.txt", nil), 200, "SECRET=1")
 	wantBody(t, serve(t, open, "GET", "/via-dir/key.pem", nil), 200, "KEY")
+
+	// warden doctor names each link to a dotfile, once (not what lies
+	// behind a linked directory).
+	findings, err := s.Unreadable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var linked []string
+	for _, f := range findings {
+		if strings.Contains(f.Problem, "dotfile") {
+			linked = append(linked, f.URLPath)
+		}
+	}
+	for _, want := range []string{"/innocent.txt", "/assets", "/chain1", "/app/public/key", "/via-dir", "/site/index.html"} {
+		if !slices.Contains(linked, want) {
+			t.Errorf("doctor does not name %s: %v", want, linked)
+		}
+	}
 
 	// The protections against leaving the root still hold (TestSymlinks).
 	outside := t.TempDir()
