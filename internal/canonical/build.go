@@ -64,6 +64,16 @@ func FillFromParts(req *Request, method, target, host, remoteAddr string, header
 	if err != nil {
 		return fmt.Errorf("client address from trusted proxy: %w", err)
 	}
+	// Headers some upstream reads as the path, method, prefix or host:
+	// refused, or deleted so that no upstream and no handler sees a
+	// client's copy. Only now is it known whether the peer may set them.
+	refuse, stripped := CheckOverrideHeaders(header, trusted)
+	if refuse != nil {
+		return &HeaderError{Name: refuse.Name, Why: refuse.Why}
+	}
+	for _, name := range stripped {
+		delete(header, name)
+	}
 	*req = Request{
 		Method:      method,
 		Host:        canonicalHost(host),
@@ -76,8 +86,20 @@ func FillFromParts(req *Request, method, target, host, remoteAddr string, header
 		PeerTrusted: trusted,
 		Header:      header,
 		TLS:         tls,
+
+		StrippedHeaders: stripped,
 	}
 	return nil
+}
+
+// HeaderError is a request refused for a header it carries.
+type HeaderError struct {
+	Name string
+	Why  string
+}
+
+func (e *HeaderError) Error() string {
+	return "header " + e.Name + " is not accepted: it " + e.Why
 }
 
 // checkMethod refuses methods with lower-case letters. Methods are

@@ -185,10 +185,18 @@ func (e *Engine) Judge(w *Wire, o *Outcome) {
 	}
 	req := &o.Request
 	if err := canonical.FillFromParts(req, w.Method, w.Target, w.Host, w.RemoteAddr, w.Header, w.TLS, &rt.Policy.Canonical); err != nil {
+		var he *canonical.HeaderError
+		if errors.As(err, &he) {
+			// A header some upstream reads as the path or method.
+			o.refuse(StagePreRule, decision.Refuse(decision.BadRequest, err.Error()))
+			o.refusedHeader = he.Name
+			return
+		}
 		o.refuse(StageCanonical, decision.Refuse(decision.BadRequest, err.Error()))
 		return
 	}
 	o.HasRequest = true
+	o.Dropped = append(o.Dropped, req.StrippedHeaders...)
 	if e.afterCanonical(rt, w, o) || e.checkBans(rt, o) {
 		return
 	}
@@ -254,11 +262,6 @@ func (e *Engine) preRule(rt *Runtime, w *Wire, o *Outcome) bool {
 // afterCanonical holds the checks that need to know whether the peer is a
 // trusted proxy. It reports whether it refused.
 func (e *Engine) afterCanonical(rt *Runtime, w *Wire, o *Outcome) bool {
-	if oh, found := canonical.FindOverrideHeader(w.Header); found {
-		o.refuse(StagePreRule, decision.Refuse(decision.BadRequest, "header "+oh.Name+" is not accepted: it "+oh.Why))
-		o.refusedHeader = oh.Name
-		return true
-	}
 	if !o.Request.PeerTrusted {
 		// Identity headers are believed only from trusted proxies; never
 		// pass a client's own copy on to the upstream either.

@@ -194,7 +194,9 @@ func (o *Outcome) ShouldLog() bool {
 	if rt.LogOff {
 		return false
 	}
-	return rt.LogAll || o.Refused() || o.Decision.Would.Code != "" || o.WAFRan && (len(o.WAF.Matches) > 0 || o.WAF.TooLarge)
+	// A request that lost headers before the rules is logged too: the
+	// upstream got less than was sent, and the operator should see why.
+	return rt.LogAll || o.Refused() || len(o.Dropped) > 0 || o.Decision.Would.Code != "" || o.WAFRan && (len(o.WAF.Matches) > 0 || o.WAF.TooLarge)
 }
 
 // Log ends a request: every observer sees the outcome, and its record is

@@ -223,7 +223,8 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 	// case-insensitively, so that "/ADMIN/" cannot dodge them in front of a
 	// case-insensitive upstream; plain allow rules match exactly, so that
 	// they never let in more than was written.
-	ci := r.action != decision.Allow || rc.Require != nil
+	refuses := r.action != decision.Allow || rc.Require != nil
+	ci := refuses
 	w := &rc.When
 	if w.Path != nil {
 		if w.Path.CaseSensitive != nil {
@@ -236,6 +237,12 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 					c.errf(s.Pos, "", "rule %q: %v", r.name, err)
 					continue
 				}
+				// A rule that refuses a file refuses every spelling an
+				// upstream serves as that file (/wp-login.php/,
+				// /wp-login.php/x, /admin/ for /admin/index.html), as a
+				// prefix /admin/ already covers /admin. Allow rules match
+				// only what is written, so they never let in more.
+				pat.Spellings = refuses
 				r.paths = append(r.paths, pat)
 			}
 		}
