@@ -1,4 +1,7 @@
-package importer
+// Package nginx translates the access-control directives of an nginx
+// configuration (nginx 1.22 semantics) into a warden policy, written through
+// package importer's shared model.
+package nginx
 
 import (
 	"fmt"
@@ -11,13 +14,15 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/warden-gateway/warden/internal/importer"
+
 	"github.com/warden-gateway/warden/internal/match/referer"
 )
 
-// Nginx translates the access-control directives of an nginx configuration
+// Import translates the access-control directives of an nginx configuration
 // (a whole nginx.conf, or a file holding server blocks) into a warden
 // policy. One server block is translated; the others are reported.
-func Nginx(path string) (*Result, error) {
+func Import(path string) (*importer.Result, error) {
 	dirs, err := parseNginx(path)
 	if err != nil {
 		return nil, err
@@ -29,7 +34,7 @@ func Nginx(path string) (*Result, error) {
 // ngxAccess is one allow or deny directive.
 type ngxAccess struct {
 	allow bool
-	set   ipSet
+	set   importer.IPSet
 	d     *ngxDirective
 }
 
@@ -138,39 +143,32 @@ func (l *ngxLocation) label() string {
 
 func (l *ngxLocation) isPrefix() bool { return l.mod == "" || l.mod == "^~" }
 
-func (l *ngxLocation) pathMatcher() *pathOut {
+func (l *ngxLocation) pathMatcher() *importer.PathMatch {
 	switch l.mod {
 	case "=":
-		return &pathOut{exact: []string{l.uri}, caseSensitive: true}
+		return &importer.PathMatch{Exact: []string{l.uri}, CaseSensitive: true}
 	case "~":
-		return &pathOut{regex: []string{l.uri}, caseSensitive: true}
+		return &importer.PathMatch{Regex: []string{l.uri}, CaseSensitive: true}
 	case "~*":
-		return &pathOut{regex: []string{l.uri}, caseSensitive: false}
+		return &importer.PathMatch{Regex: []string{l.uri}, CaseSensitive: false}
 	}
-	return &pathOut{prefix: []string{l.uri}, caseSensitive: true}
+	return &importer.PathMatch{Prefix: []string{l.uri}, CaseSensitive: true}
 }
 
 func (l *ngxLocation) slug() string {
 	switch l.mod {
 	case "=":
-		return "exact-" + orRoot(slug(l.uri))
+		return "exact-" + importer.OrRoot(importer.Slug(l.uri))
 	case "~", "~*":
 		return "regex-line" + strconv.Itoa(l.d.line)
 	}
-	return orRoot(slug(l.uri))
-}
-
-func orRoot(s string) string {
-	if s == "" {
-		return "root"
-	}
-	return s
+	return importer.OrRoot(importer.Slug(l.uri))
 }
 
 type ngxTranslator struct {
 	file      string
 	confDir   string
-	notes     []Note
+	notes     []importer.Note
 	upstreams map[string]*ngxDirective
 	http      ngxSettings
 	server    ngxSettings
@@ -183,11 +181,11 @@ type ngxTranslator struct {
 }
 
 func (t *ngxTranslator) note(d *ngxDirective, kind, why string) {
-	t.notes = append(t.notes, Note{File: d.file, Line: d.line, Kind: kind, Directive: d.text(), Why: why})
+	t.notes = append(t.notes, importer.Note{File: d.file, Line: d.line, Kind: kind, Directive: d.text(), Why: why})
 }
 
-func (t *ngxTranslator) src(d *ngxDirective) Note {
-	return Note{File: d.file, Line: d.line, Directive: d.text()}
+func (t *ngxTranslator) src(d *ngxDirective) importer.Note {
+	return importer.Note{File: d.file, Line: d.line, Directive: d.text()}
 }
 
 // Directives with no bearing on who gets in; they are still reported, so
@@ -209,7 +207,7 @@ var ngxIrrelevant = map[string]string{
 	"proxy_redirect": "", "proxy_buffers": "", "proxy_buffer_size": "",
 }
 
-func (t *ngxTranslator) translate(top []*ngxDirective) (*Result, error) {
+func (t *ngxTranslator) translate(top []*ngxDirective) (*importer.Result, error) {
 	var servers []*ngxDirective
 	for _, d := range top {
 		switch d.name {
@@ -229,7 +227,7 @@ func (t *ngxTranslator) translate(top []*ngxDirective) (*Result, error) {
 		case "server":
 			servers = append(servers, d)
 		case "events":
-			t.note(d, NotTranslated, "not an access-control setting")
+			t.note(d, importer.NotTranslated, "not an access-control setting")
 		default:
 			t.directive(d, &t.http, "main")
 		}
@@ -238,7 +236,7 @@ func (t *ngxTranslator) translate(top []*ngxDirective) (*Result, error) {
 		return nil, fmt.Errorf("%s: no server block found", t.file)
 	}
 	for _, s := range servers[1:] {
-		t.note(s, NotTranslated, "only the first server block is translated; write one warden config per site")
+		t.note(s, importer.NotTranslated, "only the first server block is translated; write one warden config per site")
 	}
 	t.serverD = servers[0]
 	for _, d := range t.serverD.block {
@@ -268,27 +266,27 @@ func (t *ngxTranslator) translate(top []*ngxDirective) (*Result, error) {
 			l.eff = l.own.inherit(&t.server)
 		}
 	}
-	out := &policyOut{listen: t.listen, serverNames: t.server.serverNames}
-	out.rules = t.rules()
-	out.rules = prune(out.rules, &t.notes)
-	uniqueNames(out.rules)
-	out.handlers = t.handlers()
+	out := &importer.Policy{Listen: t.listen, ServerNames: t.server.serverNames}
+	out.Rules = t.rules()
+	out.Rules = importer.Prune(out.Rules, &t.notes)
+	importer.UniqueNames(out.Rules)
+	out.Handlers = t.handlers()
 	if t.htpasswd != nil {
-		h, notes := htpasswdFor(t.htpasswd.args[0], t.confDir, t.realm, t.src(t.htpasswd))
-		out.htpasswd = h
+		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.confDir, t.realm, t.src(t.htpasswd))
+		out.Htpasswd = h
 		t.notes = append(t.notes, notes...)
 	}
-	out.header = []string{
+	out.Header = []string{
 		"Translated by `warden import nginx " + t.file + "`.",
 		"Rules are tried top to bottom; the first rule that decides wins. Each nginx",
 		"location becomes a region of rules that ends with an allow, so that rules of",
 		"less specific locations never apply to it. Comments name the source lines.",
 	}
-	y, err := out.render()
+	y, err := out.Render()
 	if err != nil {
 		return nil, err
 	}
-	return &Result{YAML: y, Notes: dedupeNotes(t.notes)}, nil
+	return &importer.Result{YAML: y, Notes: importer.DedupeNotes(t.notes)}, nil
 }
 
 func (t *ngxTranslator) listenDirective(d *ngxDirective) {
@@ -300,15 +298,15 @@ func (t *ngxTranslator) listenDirective(d *ngxDirective) {
 		switch a {
 		case "default_server", "default", "reuseport":
 		default:
-			t.note(d, NotTranslated, "listen parameter "+a+" has no warden equivalent here")
+			t.note(d, importer.NotTranslated, "listen parameter "+a+" has no warden equivalent here")
 		}
 	}
 	if t.listen != "" {
-		t.note(d, NotTranslated, "warden listens on one address; the first listen is used")
+		t.note(d, importer.NotTranslated, "warden listens on one address; the first listen is used")
 		return
 	}
 	if strings.HasPrefix(addr, "unix:") {
-		t.note(d, NotTranslated, "warden does not listen on unix sockets")
+		t.note(d, importer.NotTranslated, "warden does not listen on unix sockets")
 		return
 	}
 	if _, err := strconv.Atoi(addr); err == nil {
@@ -327,76 +325,76 @@ func (t *ngxTranslator) directive(d *ngxDirective, s *ngxSettings, ctx string) {
 	switch d.name {
 	case "allow", "deny":
 		if len(d.args) != 1 {
-			t.note(d, NotTranslated, "takes one address")
+			t.note(d, importer.NotTranslated, "takes one address")
 			return
 		}
-		set, err := parseNginxAddr(d.args[0])
+		set, err := importer.ParseNginxAddr(d.args[0])
 		if err != nil {
-			t.note(d, NotTranslated, err.Error())
+			t.note(d, importer.NotTranslated, err.Error())
 			return
 		}
 		s.access = append(s.access, ngxAccess{allow: d.name == "allow", set: set, d: d})
 		s.accessSet = true
 	case "satisfy":
 		if len(d.args) != 1 || d.args[0] != "any" && d.args[0] != "all" {
-			t.note(d, NotTranslated, "satisfy takes any or all")
+			t.note(d, importer.NotTranslated, "satisfy takes any or all")
 			return
 		}
 		anyOf := d.args[0] == "any"
 		s.satisfyAny = &anyOf
 	case "auth_basic":
 		if len(d.args) != 1 {
-			t.note(d, NotTranslated, "takes one argument")
+			t.note(d, importer.NotTranslated, "takes one argument")
 			return
 		}
 		if strings.Contains(d.args[0], "$") {
-			t.note(d, NotTranslated, "variables in the realm cannot be translated")
+			t.note(d, importer.NotTranslated, "variables in the realm cannot be translated")
 			return
 		}
 		s.authBasic = d
 	case "auth_basic_user_file":
 		if len(d.args) != 1 || strings.Contains(d.args[0], "$") {
-			t.note(d, NotTranslated, "takes one file name without variables")
+			t.note(d, importer.NotTranslated, "takes one file name without variables")
 			return
 		}
 		s.authFile = d
 	case "valid_referers":
 		if ctx == "http" || ctx == "main" {
-			t.note(d, NotTranslated, "valid_referers belongs in server or location")
+			t.note(d, importer.NotTranslated, "valid_referers belongs in server or location")
 			return
 		}
 		if len(d.args) == 0 {
-			t.note(d, NotTranslated, "valid_referers needs at least one entry")
+			t.note(d, importer.NotTranslated, "valid_referers needs at least one entry")
 			return
 		}
 		s.referers = append(s.referers, d)
 	case "root":
 		if len(d.args) != 1 || strings.Contains(d.args[0], "$") {
-			t.note(d, NotTranslated, "takes one folder without variables")
+			t.note(d, importer.NotTranslated, "takes one folder without variables")
 			return
 		}
 		s.root = d
 	case "index":
 		if len(d.args) == 0 {
-			t.note(d, NotTranslated, "index needs at least one file name")
+			t.note(d, importer.NotTranslated, "index needs at least one file name")
 			return
 		}
 		for _, a := range d.args {
 			if strings.ContainsAny(a, "/$") {
-				t.note(d, NotTranslated, "index documents with a path or variables cannot be translated")
+				t.note(d, importer.NotTranslated, "index documents with a path or variables cannot be translated")
 				return
 			}
 		}
 		s.index = d
 	case "autoindex":
 		if len(d.args) != 1 || d.args[0] != "on" && d.args[0] != "off" {
-			t.note(d, NotTranslated, "autoindex takes on or off")
+			t.note(d, importer.NotTranslated, "autoindex takes on or off")
 			return
 		}
 		s.autoindex = d
 	case "return":
 		if ctx == "http" || ctx == "main" {
-			t.note(d, NotTranslated, "return belongs in server or location")
+			t.note(d, importer.NotTranslated, "return belongs in server or location")
 			return
 		}
 		if st, ok := t.refusalStatus(d); ok {
@@ -404,31 +402,31 @@ func (t *ngxTranslator) directive(d *ngxDirective, s *ngxSettings, ctx string) {
 		}
 	case "if":
 		if ctx == "http" || ctx == "main" {
-			t.note(d, NotTranslated, "if belongs in server or location")
+			t.note(d, importer.NotTranslated, "if belongs in server or location")
 			return
 		}
 		t.ifBlock(d, s)
 	case "location":
-		t.note(d, NotTranslated, "a location here is not supported by the importer (nested or outside a server)")
+		t.note(d, importer.NotTranslated, "a location here is not supported by the importer (nested or outside a server)")
 	case "internal", "proxy_pass":
-		t.note(d, NotTranslated, d.name+" is only translated directly inside a location")
+		t.note(d, importer.NotTranslated, d.name+" is only translated directly inside a location")
 	case "error_page":
-		t.note(d, NotTranslated, "warden renders its own refusal pages; a status changed by error_page is not reproduced")
+		t.note(d, importer.NotTranslated, "warden renders its own refusal pages; a status changed by error_page is not reproduced")
 	case "try_files", "rewrite", "alias", "set", "break":
-		t.note(d, NotTranslated, "rewriting and file lookup beyond root and index are not translated")
+		t.note(d, importer.NotTranslated, "rewriting and file lookup beyond root and index are not translated")
 	case "limit_except":
-		t.note(d, NotTranslated, "per-method access rules are not translated")
+		t.note(d, importer.NotTranslated, "per-method access rules are not translated")
 	case "auth_request", "auth_jwt", "auth_delay", "secure_link", "limit_req", "limit_conn":
-		t.note(d, NotTranslated, "no translation for this access module")
+		t.note(d, importer.NotTranslated, "no translation for this access module")
 	default:
 		if why, ok := ngxIrrelevant[d.name]; ok {
 			if why == "" {
 				why = "not an access-control setting"
 			}
-			t.note(d, NotTranslated, why)
+			t.note(d, importer.NotTranslated, why)
 			return
 		}
-		t.note(d, NotTranslated, "unknown to the importer")
+		t.note(d, importer.NotTranslated, "unknown to the importer")
 	}
 }
 
@@ -436,24 +434,24 @@ func (t *ngxTranslator) directive(d *ngxDirective, s *ngxSettings, ctx string) {
 // answer with: 4xx and 5xx other than nginx's 444 (close the connection).
 func (t *ngxTranslator) refusalStatus(d *ngxDirective) (int, bool) {
 	if len(d.args) == 0 {
-		t.note(d, NotTranslated, "return without a code")
+		t.note(d, importer.NotTranslated, "return without a code")
 		return 0, false
 	}
 	code, err := strconv.Atoi(d.args[0])
 	if err != nil {
-		t.note(d, NotTranslated, "only return with a 4xx or 5xx status is translated")
+		t.note(d, importer.NotTranslated, "only return with a 4xx or 5xx status is translated")
 		return 0, false
 	}
 	if code == 444 {
-		t.note(d, NotTranslated, "444 closes the connection without an answer; warden always answers")
+		t.note(d, importer.NotTranslated, "444 closes the connection without an answer; warden always answers")
 		return 0, false
 	}
 	if code < 400 || code > 599 {
-		t.note(d, NotTranslated, "only return with a 4xx or 5xx status is translated; redirects and pages are not")
+		t.note(d, importer.NotTranslated, "only return with a 4xx or 5xx status is translated; redirects and pages are not")
 		return 0, false
 	}
 	if len(d.args) > 1 {
-		t.note(d, Approximate, "the response text is not kept; warden answers with its own refusal body")
+		t.note(d, importer.Approximate, "the response text is not kept; warden answers with its own refusal body")
 	}
 	return code, true
 }
@@ -463,11 +461,11 @@ func (t *ngxTranslator) ifBlock(d *ngxDirective, s *ngxSettings) {
 	cond := strings.TrimSpace(strings.Join(d.args, " "))
 	cond = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(cond, "("), ")"))
 	if cond != "$invalid_referer" {
-		t.note(d, NotTranslated, "only if ($invalid_referer) is translated")
+		t.note(d, importer.NotTranslated, "only if ($invalid_referer) is translated")
 		return
 	}
 	if len(d.block) != 1 || d.block[0].name != "return" {
-		t.note(d, NotTranslated, "only a single return inside if ($invalid_referer) is translated")
+		t.note(d, importer.NotTranslated, "only a single return inside if ($invalid_referer) is translated")
 		return
 	}
 	if st, ok := t.refusalStatus(d.block[0]); ok {
@@ -480,7 +478,7 @@ func (t *ngxTranslator) ifBlock(d *ngxDirective, s *ngxSettings) {
 func (t *ngxTranslator) utf8OK(d *ngxDirective) bool {
 	for _, a := range append([]string{d.name}, d.args...) {
 		if !utf8.ValidString(a) {
-			t.note(d, NotTranslated, "not valid UTF-8")
+			t.note(d, importer.NotTranslated, "not valid UTF-8")
 			return false
 		}
 	}
@@ -497,7 +495,7 @@ func (t *ngxTranslator) location(d *ngxDirective, parent *ngxLocation) {
 		a := d.args[0]
 		switch {
 		case strings.HasPrefix(a, "@"):
-			t.note(d, NotTranslated, "named locations are reached only by internal redirects")
+			t.note(d, importer.NotTranslated, "named locations are reached only by internal redirects")
 			return
 		case strings.HasPrefix(a, "^~"):
 			l.mod, l.uri = "^~", a[2:]
@@ -513,41 +511,41 @@ func (t *ngxTranslator) location(d *ngxDirective, parent *ngxLocation) {
 	case 2:
 		l.mod, l.uri = d.args[0], d.args[1]
 		if !slices.Contains([]string{"=", "^~", "~", "~*"}, l.mod) {
-			t.note(d, NotTranslated, "unknown location modifier "+l.mod)
+			t.note(d, importer.NotTranslated, "unknown location modifier "+l.mod)
 			return
 		}
 	default:
-		t.note(d, NotTranslated, "malformed location")
+		t.note(d, importer.NotTranslated, "malformed location")
 		return
 	}
 	switch l.mod {
 	case "~", "~*":
 		if _, err := regexp.Compile(l.uri); err != nil {
-			t.note(d, NotTranslated, "the regex is not valid in Go's RE2 syntax (no lookaround or backreferences); its rules are NOT applied: "+err.Error())
+			t.note(d, importer.NotTranslated, "the regex is not valid in Go's RE2 syntax (no lookaround or backreferences); its rules are NOT applied: "+err.Error())
 			return
 		}
 	default:
 		if !strings.HasPrefix(l.uri, "/") {
-			t.note(d, NotTranslated, "a location path must start with /")
+			t.note(d, importer.NotTranslated, "a location path must start with /")
 			return
 		}
 	}
 	if parent != nil {
 		switch {
 		case !parent.isPrefix():
-			t.note(d, NotTranslated, "locations nested in exact or regex locations are not translated; their rules are NOT applied")
+			t.note(d, importer.NotTranslated, "locations nested in exact or regex locations are not translated; their rules are NOT applied")
 			return
 		case l.mod == "~" || l.mod == "~*":
-			t.note(d, NotTranslated, "regex locations nested in a prefix location are not translated; their rules are NOT applied")
+			t.note(d, importer.NotTranslated, "regex locations nested in a prefix location are not translated; their rules are NOT applied")
 			return
 		case !strings.HasPrefix(l.uri, parent.uri):
-			t.note(d, NotTranslated, "the nested location lies outside "+parent.label()+" (nginx refuses it)")
+			t.note(d, importer.NotTranslated, "the nested location lies outside "+parent.label()+" (nginx refuses it)")
 			return
 		}
 	}
 	for _, prev := range t.locations {
 		if prev.mod == l.mod && prev.uri == l.uri || prev.isPrefix() && l.isPrefix() && prev.uri == l.uri {
-			t.note(d, NotTranslated, "duplicate location (nginx refuses it)")
+			t.note(d, importer.NotTranslated, "duplicate location (nginx refuses it)")
 			return
 		}
 	}
@@ -608,7 +606,7 @@ func (t *ngxTranslator) orderedLocations() []*ngxLocation {
 			}
 		}
 		if inside != nil && len(regex) > 0 {
-			t.note(l.d, Approximate, fmt.Sprintf("it lies inside %s: regex locations are not tried for its paths, while nginx tries them", inside.label()))
+			t.note(l.d, importer.Approximate, fmt.Sprintf("it lies inside %s: regex locations are not tried for its paths, while nginx tries them", inside.label()))
 		}
 		if inside != nil {
 			final = append(final, l)
@@ -624,8 +622,8 @@ func (t *ngxTranslator) orderedLocations() []*ngxLocation {
 	return append(out, plain...)
 }
 
-func (t *ngxTranslator) rules() []ruleOut {
-	var rules []ruleOut
+func (t *ngxTranslator) rules() []importer.Rule {
+	var rules []importer.Rule
 	// Server-level return and if run in nginx's server rewrite phase, before
 	// a location is chosen: they apply to every request.
 	rules = append(rules, t.stepRules("server", nil, &t.server, t.server.steps)...)
@@ -673,9 +671,9 @@ func (t *ngxTranslator) effs() []*ngxSettings {
 // document exists under the folder's root, the exact location's refusing
 // rules are applied to the folder path too. A location whose rules would
 // allow (satisfy any) is left to the approximate note instead.
-func (t *ngxTranslator) indexRedirectRules(ordered []*ngxLocation) ([]ruleOut, map[*ngxLocation]bool) {
+func (t *ngxTranslator) indexRedirectRules(ordered []*ngxLocation) ([]importer.Rule, map[*ngxLocation]bool) {
 	handled := map[*ngxLocation]bool{}
-	var out []ruleOut
+	var out []importer.Rule
 	for _, l := range ordered {
 		if l.mod != "=" || l.own.internal != nil {
 			continue
@@ -704,12 +702,12 @@ func (t *ngxTranslator) indexRedirectRules(ordered []*ngxLocation) ([]ruleOut, m
 		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(l.uri))); err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		pm := &pathOut{exact: []string{dir}, caseSensitive: true}
+		pm := &importer.PathMatch{Exact: []string{dir}, CaseSensitive: true}
 		base := l.slug() + "-via-index"
 		rs := append(t.stepRules(base, pm, &l.eff, l.own.steps), t.accessRules(base, pm, &l.eff, l.label()+" (reached from "+dir+" by nginx's index redirect)")...)
 		ok := true
 		for _, r := range rs {
-			if r.action == "allow" {
+			if r.Action == "allow" {
 				ok = false
 			}
 		}
@@ -743,7 +741,7 @@ func (t *ngxTranslator) noteIndexRedirect(l *ngxLocation, names map[string]bool)
 			hit = err == nil && (re.MatchString("/"+name) || re.MatchString("/dir/"+name))
 		}
 		if hit {
-			t.note(l.d, Approximate, "nginx also applies it to a request for a folder whose index document "+name+" it matches (internal redirect); warden applies it to the document's own path only")
+			t.note(l.d, importer.Approximate, "nginx also applies it to a request for a folder whose index document "+name+" it matches (internal redirect); warden applies it to the document's own path only")
 			return
 		}
 	}
@@ -755,8 +753,8 @@ func (t *ngxTranslator) noteIndexRedirect(l *ngxLocation, names map[string]bool)
 // to whichever location matches it, usually location /, which often
 // answers with a redirect to /admin/. For each such path where that
 // location decides differently, an exact region gives it nginx's rules.
-func (t *ngxTranslator) barePathRules() []ruleOut {
-	var rules []ruleOut
+func (t *ngxTranslator) barePathRules() []importer.Rule {
+	var rules []importer.Rule
 	for _, l := range t.locations {
 		if !l.isPrefix() || len(l.uri) < 2 || !strings.HasSuffix(l.uri, "/") {
 			continue
@@ -772,40 +770,40 @@ func (t *ngxTranslator) barePathRules() []ruleOut {
 			// check. warden's upstream handler answers that path with the
 			// same redirect, so the bare path only needs to get past the
 			// rules: nothing reaches the upstream through it.
-			rules = append(rules, ruleOut{
-				name: l.slug() + "-bare-redirect", path: &pathOut{exact: []string{bare}, caseSensitive: true}, action: "allow",
-				comment: t.comment(l.d, "nginx redirects "+bare+" to "+l.uri+" (301) before any access check; so does warden's upstream handler"),
-				src:     t.src(l.d),
+			rules = append(rules, importer.Rule{
+				Name: l.slug() + "-bare-redirect", Path: &importer.PathMatch{Exact: []string{bare}, CaseSensitive: true}, Action: "allow",
+				Comment: t.comment(l.d, "nginx redirects "+bare+" to "+l.uri+" (301) before any access check; so does warden's upstream handler"),
+				Src:     t.src(l.d),
 			})
 			continue
 		}
-		pm := &pathOut{exact: []string{bare}, caseSensitive: true}
-		var rs []ruleOut
+		pm := &importer.PathMatch{Exact: []string{bare}, CaseSensitive: true}
+		var rs []importer.Rule
 		label := "server"
 		if sel != nil {
 			rs = t.regionRules(sel, pm)
 			label = sel.label()
 		} else {
 			rs = t.accessRules("server", pm, &t.server, "server")
-			rs = append(rs, ruleOut{name: "server-end", path: pm, action: "allow", synthetic: true})
+			rs = append(rs, importer.Rule{Name: "server-end", Path: pm, Action: "allow", Synthetic: true})
 		}
 		if ruleSignature(rs) == ruleSignature(t.regionRules(l, pm)) {
 			continue
 		}
 		for i := range rs {
-			rs[i].name = "bare-" + orRoot(slug(bare)) + "-" + rs[i].name
+			rs[i].Name = "bare-" + importer.OrRoot(importer.Slug(bare)) + "-" + rs[i].Name
 		}
-		rs[len(rs)-1].comment = fmt.Sprintf("%s:%d: nginx hands %s (no slash) to %s, not to %s; warden's prefix %s would also cover it", l.d.file, l.d.line, bare, label, l.label(), l.uri)
+		rs[len(rs)-1].Comment = fmt.Sprintf("%s:%d: nginx hands %s (no slash) to %s, not to %s; warden's prefix %s would also cover it", l.d.file, l.d.line, bare, label, l.label(), l.uri)
 		rules = append(rules, rs...)
 	}
 	return rules
 }
 
 // ruleSignature is what a region decides, without paths and names.
-func ruleSignature(rs []ruleOut) string {
+func ruleSignature(rs []importer.Rule) string {
 	var b strings.Builder
 	for _, r := range rs {
-		fmt.Fprintf(&b, "%s|%d|%v|%v|%v|%v;", r.action, r.status, r.ip, r.notIP, r.refererNotIn, r.requireAuth)
+		fmt.Fprintf(&b, "%s|%d|%v|%v|%v|%v;", r.Action, r.Status, r.IP, r.NotIP, r.RefererNotIn, r.RequireAuth)
 	}
 	return b.String()
 }
@@ -842,22 +840,22 @@ func (t *ngxTranslator) selectLocation(path string) (*ngxLocation, bool) {
 	return longest, longest != nil
 }
 
-func (t *ngxTranslator) regionRules(l *ngxLocation, pm *pathOut) []ruleOut {
+func (t *ngxTranslator) regionRules(l *ngxLocation, pm *importer.PathMatch) []importer.Rule {
 	base := l.slug()
-	var rules []ruleOut
+	var rules []importer.Rule
 	if l.own.internal != nil {
-		rules = append(rules, ruleOut{
-			name: base + "-internal", path: pm, action: "conceal",
-			comment: t.comment(l.own.internal, l.label()+": internal (404 for requests from outside, as nginx answers)"),
-			src:     t.src(l.own.internal),
+		rules = append(rules, importer.Rule{
+			Name: base + "-internal", Path: pm, Action: "conceal",
+			Comment: t.comment(l.own.internal, l.label()+": internal (404 for requests from outside, as nginx answers)"),
+			Src:     t.src(l.own.internal),
 		})
 		return rules
 	}
 	rules = append(rules, t.stepRules(base, pm, &l.eff, l.own.steps)...)
 	rules = append(rules, t.accessRules(base, pm, &l.eff, l.label())...)
-	rules = append(rules, ruleOut{
-		name: base + "-end", path: pm, action: "allow", synthetic: true,
-		comment: t.comment(l.d, "end of "+l.label()+": rules below never apply to it"),
+	rules = append(rules, importer.Rule{
+		Name: base + "-end", Path: pm, Action: "allow", Synthetic: true,
+		Comment: t.comment(l.d, "end of "+l.label()+": rules below never apply to it"),
 	})
 	return rules
 }
@@ -868,22 +866,22 @@ func (t *ngxTranslator) comment(d *ngxDirective, what string) string {
 
 // stepRules translates rewrite-phase refusals, in the order nginx runs
 // them.
-func (t *ngxTranslator) stepRules(base string, pm *pathOut, eff *ngxSettings, steps []ngxStep) []ruleOut {
-	var rules []ruleOut
+func (t *ngxTranslator) stepRules(base string, pm *importer.PathMatch, eff *ngxSettings, steps []ngxStep) []importer.Rule {
+	var rules []importer.Rule
 	for _, st := range steps {
-		r := ruleOut{path: pm, src: t.src(st.d)}
+		r := importer.Rule{Path: pm, Src: t.src(st.d)}
 		switch st.status {
 		case 404:
-			r.action = "conceal"
+			r.Action = "conceal"
 		default:
-			r.action = "deny"
+			r.Action = "deny"
 			if st.status != 403 {
-				r.status = st.status
+				r.Status = st.status
 			}
 		}
 		if st.referer {
 			if len(eff.referers) == 0 {
-				t.note(st.d, NotTranslated, "never applies: no valid_referers is in effect here, so $invalid_referer is empty")
+				t.note(st.d, importer.NotTranslated, "never applies: no valid_referers is in effect here, so $invalid_referer is empty")
 				continue
 			}
 			var entries, lines []string
@@ -896,15 +894,15 @@ func (t *ngxTranslator) stepRules(base string, pm *pathOut, eff *ngxSettings, st
 				names = []string{""}
 			}
 			if _, err := referer.Compile(entries, names); err != nil {
-				t.note(eff.referers[0], NotTranslated, "nginx refuses this list too: "+err.Error())
+				t.note(eff.referers[0], importer.NotTranslated, "nginx refuses this list too: "+err.Error())
 				continue
 			}
-			r.name = base + "-referer"
-			r.refererNotIn = entries
-			r.comment = t.comment(st.d, fmt.Sprintf("if ($invalid_referer) { return %d; } with %s", st.status, strings.Join(lines, "; ")))
+			r.Name = base + "-referer"
+			r.RefererNotIn = entries
+			r.Comment = t.comment(st.d, fmt.Sprintf("if ($invalid_referer) { return %d; } with %s", st.status, strings.Join(lines, "; ")))
 		} else {
-			r.name = base + "-return"
-			r.comment = t.comment(st.d, st.d.text())
+			r.Name = base + "-return"
+			r.Comment = t.comment(st.d, st.d.text())
 		}
 		rules = append(rules, r)
 	}
@@ -913,12 +911,12 @@ func (t *ngxTranslator) stepRules(base string, pm *pathOut, eff *ngxSettings, st
 
 // accessRules translates the access phase: allow/deny as address sets,
 // auth_basic, and satisfy.
-func (t *ngxTranslator) accessRules(base string, pm *pathOut, eff *ngxSettings, label string) []ruleOut {
-	var rules []ruleOut
+func (t *ngxTranslator) accessRules(base string, pm *importer.PathMatch, eff *ngxSettings, label string) []importer.Rule {
+	var rules []importer.Rule
 	// First match wins among allow/deny: each directive takes the addresses
 	// that no earlier one took.
-	remaining := allAddrs()
-	var denied, allowed ipSet
+	remaining := importer.AllAddrs()
+	var denied, allowed importer.IPSet
 	var lines []string
 	var first *ngxDirective
 	for _, a := range eff.access {
@@ -926,16 +924,16 @@ func (t *ngxTranslator) accessRules(base string, pm *pathOut, eff *ngxSettings, 
 			first = a.d
 		}
 		lines = append(lines, fmt.Sprintf("%s (line %d)", a.d.text(), a.d.line))
-		took := a.set.intersect(remaining)
-		if took.isEmpty() {
-			t.note(a.d, NotTranslated, "never applies: earlier allow/deny directives already decide every address it names")
+		took := a.set.Intersect(remaining)
+		if took.IsEmpty() {
+			t.note(a.d, importer.NotTranslated, "never applies: earlier allow/deny directives already decide every address it names")
 			continue
 		}
-		remaining = remaining.minus(took)
+		remaining = remaining.Minus(took)
 		if a.allow {
-			allowed = allowed.union(took)
+			allowed = allowed.Union(took)
 		} else {
-			denied = denied.union(took)
+			denied = denied.Union(took)
 		}
 	}
 	auth := eff.authOn()
@@ -948,22 +946,22 @@ func (t *ngxTranslator) accessRules(base string, pm *pathOut, eff *ngxSettings, 
 		// satisfy any: an address an allow takes passes; everyone else must
 		// sign in (a denied address too: nginx answers 401, not 403).
 		if len(eff.access) > 0 {
-			r := ruleOut{name: base + "-allowed-addresses", path: pm, action: "allow", src: t.src(first),
-				comment: t.comment(first, label+": satisfy any: "+accessText)}
-			if r.setIP(allowed) {
+			r := importer.Rule{Name: base + "-allowed-addresses", Path: pm, Action: "allow", Src: t.src(first),
+				Comment: t.comment(first, label+": satisfy any: "+accessText)}
+			if r.SetIP(allowed) {
 				rules = append(rules, r)
 			}
 		}
 	} else if first != nil {
-		r := ruleOut{name: base + "-ip", path: pm, action: "deny", src: t.src(first),
-			comment: t.comment(first, label+": "+accessText)}
-		if r.setIP(denied) {
+		r := importer.Rule{Name: base + "-ip", Path: pm, Action: "deny", Src: t.src(first),
+			Comment: t.comment(first, label+": "+accessText)}
+		if r.SetIP(denied) {
 			rules = append(rules, r)
 		}
 	}
 	if auth {
-		rules = append(rules, ruleOut{name: base + "-auth", path: pm, requireAuth: true, src: t.src(eff.authBasic),
-			comment: t.comment(eff.authBasic, fmt.Sprintf("%s: %s; %s (line %d)", label, eff.authBasic.text(), eff.authFile.text(), eff.authFile.line))})
+		rules = append(rules, importer.Rule{Name: base + "-auth", Path: pm, RequireAuth: true, Src: t.src(eff.authBasic),
+			Comment: t.comment(eff.authBasic, fmt.Sprintf("%s: %s; %s (line %d)", label, eff.authBasic.text(), eff.authFile.text(), eff.authFile.line))})
 	}
 	return rules
 }
@@ -975,17 +973,17 @@ func (t *ngxTranslator) useHtpasswd(eff *ngxSettings) {
 		return
 	}
 	if eff.authFile.args[0] != t.htpasswd.args[0] {
-		t.note(eff.authFile, Approximate, fmt.Sprintf("warden checks one htpasswd file; %s (line %d) is used everywhere", t.htpasswd.args[0], t.htpasswd.line))
+		t.note(eff.authFile, importer.Approximate, fmt.Sprintf("warden checks one htpasswd file; %s (line %d) is used everywhere", t.htpasswd.args[0], t.htpasswd.line))
 	}
 	if eff.authBasic.args[0] != t.realm {
-		t.note(eff.authBasic, Approximate, fmt.Sprintf("warden sends one realm; %q is used everywhere", t.realm))
+		t.note(eff.authBasic, importer.Approximate, fmt.Sprintf("warden sends one realm; %q is used everywhere", t.realm))
 	}
 }
 
 // handlers translates root, index, autoindex and proxy_pass into warden
 // handlers: one per prefix location whose content settings differ from the
 // handler above it, with autoindex differences as listing prefixes.
-func (t *ngxTranslator) handlers() []handlerOut {
+func (t *ngxTranslator) handlers() []importer.Handler {
 	base := &t.server
 	var rootLoc *ngxLocation
 	for _, l := range t.locations {
@@ -994,15 +992,15 @@ func (t *ngxTranslator) handlers() []handlerOut {
 			base = &l.eff
 		}
 	}
-	var hs []handlerOut
+	var hs []importer.Handler
 	if rootLoc != nil && rootLoc.own.proxyPass != nil {
 		if up, ok := t.upstream(rootLoc); ok {
-			hs = append(hs, handlerOut{path: "/", upstream: up, comment: t.comment(rootLoc.own.proxyPass, rootLoc.label()+": "+rootLoc.own.proxyPass.text())})
+			hs = append(hs, importer.Handler{Path: "/", Upstream: up, Comment: t.comment(rootLoc.own.proxyPass, rootLoc.label()+": "+rootLoc.own.proxyPass.text())})
 		}
 	} else if base.root != nil {
 		hs = append(hs, t.filesHandler("/", base, base.root))
 	} else {
-		t.note(t.serverD, NotTranslated, "no root: nginx would serve its built-in html folder; add a handler to the warden config")
+		t.note(t.serverD, importer.NotTranslated, "no root: nginx would serve its built-in html folder; add a handler to the warden config")
 	}
 	var prefixes []*ngxLocation
 	for _, l := range t.locations {
@@ -1014,16 +1012,16 @@ func (t *ngxTranslator) handlers() []handlerOut {
 	for _, l := range prefixes {
 		owner := -1
 		for i := range hs {
-			if strings.HasPrefix(l.uri, hs[i].path) && (owner < 0 || len(hs[i].path) > len(hs[owner].path)) {
+			if strings.HasPrefix(l.uri, hs[i].Path) && (owner < 0 || len(hs[i].Path) > len(hs[owner].Path)) {
 				owner = i
 			}
 		}
 		noSlash := !strings.HasSuffix(l.uri, "/")
 		if l.own.proxyPass != nil {
 			if up, ok := t.upstream(l); ok {
-				hs = append(hs, handlerOut{path: l.uri, upstream: up, comment: t.comment(l.own.proxyPass, l.label()+": "+l.own.proxyPass.text())})
+				hs = append(hs, importer.Handler{Path: l.uri, Upstream: up, Comment: t.comment(l.own.proxyPass, l.label()+": "+l.own.proxyPass.text())})
 				if noSlash {
-					t.note(l.d, Approximate, "warden hands "+l.uri+" and "+l.uri+"/... to this upstream; nginx also paths such as "+l.uri+"x")
+					t.note(l.d, importer.Approximate, "warden hands "+l.uri+" and "+l.uri+"/... to this upstream; nginx also paths such as "+l.uri+"x")
 				}
 			}
 			continue
@@ -1031,24 +1029,24 @@ func (t *ngxTranslator) handlers() []handlerOut {
 		if l.eff.root == nil {
 			continue
 		}
-		if owner < 0 || hs[owner].upstream != "" || hs[owner].root != l.eff.rootDir() || !slices.Equal(hs[owner].index, l.eff.indexFiles()) {
+		if owner < 0 || hs[owner].Upstream != "" || hs[owner].Root != l.eff.rootDir() || !slices.Equal(hs[owner].Index, l.eff.indexFiles()) {
 			hs = append(hs, t.filesHandler(l.uri, &l.eff, l.d))
 			if noSlash {
-				t.note(l.d, Approximate, "warden serves "+l.uri+" and "+l.uri+"/... with these settings; nginx also paths such as "+l.uri+"x")
+				t.note(l.d, importer.Approximate, "warden serves "+l.uri+" and "+l.uri+"/... with these settings; nginx also paths such as "+l.uri+"x")
 			}
 			continue
 		}
 		h := &hs[owner]
-		if on := l.eff.listing(); on != h.listingAt(l.uri) {
+		if on := l.eff.listing(); on != h.ListingAt(l.uri) {
 			p := l.uri
 			if noSlash {
 				p += "/"
-				t.note(l.d, Approximate, "listing is set for the folder "+p+"; nginx also applies it to paths such as "+l.uri+"x")
+				t.note(l.d, importer.Approximate, "listing is set for the folder "+p+"; nginx also applies it to paths such as "+l.uri+"x")
 			}
 			if on {
-				h.listingOn = append(h.listingOn, p)
+				h.ListingOn = append(h.ListingOn, p)
 			} else {
-				h.listingOff = append(h.listingOff, p)
+				h.ListingOff = append(h.ListingOff, p)
 			}
 		}
 	}
@@ -1057,40 +1055,25 @@ func (t *ngxTranslator) handlers() []handlerOut {
 			continue
 		}
 		if l.own.proxyPass != nil {
-			t.note(l.own.proxyPass, NotTranslated, "warden routes to upstreams by path prefix; proxy_pass in an exact or regex location is not translated")
+			t.note(l.own.proxyPass, importer.NotTranslated, "warden routes to upstreams by path prefix; proxy_pass in an exact or regex location is not translated")
 		}
 		if l.own.root != nil || l.own.index != nil || l.own.autoindex != nil {
-			t.note(l.d, Approximate, "root, index and autoindex of exact and regex locations are not translated; the handler of the enclosing prefix serves these paths")
+			t.note(l.d, importer.Approximate, "root, index and autoindex of exact and regex locations are not translated; the handler of the enclosing prefix serves these paths")
 		}
 	}
 	return hs
 }
 
-func (h *handlerOut) listingAt(p string) bool {
-	best, on := -1, h.listing
-	for _, q := range h.listingOn {
-		if strings.HasPrefix(p, q) && len(q) > best {
-			best, on = len(q), true
-		}
-	}
-	for _, q := range h.listingOff {
-		if strings.HasPrefix(p, q) && len(q) > best {
-			best, on = len(q), false
-		}
-	}
-	return on
-}
-
-func (t *ngxTranslator) filesHandler(path string, s *ngxSettings, d *ngxDirective) handlerOut {
+func (t *ngxTranslator) filesHandler(path string, s *ngxSettings, d *ngxDirective) importer.Handler {
 	root := s.rootDir()
 	if !filepath.IsAbs(root) {
-		t.note(s.root, Approximate, "a relative root is relative to nginx's prefix; warden reads it relative to the config file")
+		t.note(s.root, importer.Approximate, "a relative root is relative to nginx's prefix; warden reads it relative to the config file")
 	}
-	h := handlerOut{path: path, root: root, listing: s.listing(),
-		comment: t.comment(d, fmt.Sprintf("%s (line %d); nginx serves dotfiles, warden does not unless serve_dotfiles: true", s.root.text(), s.root.line))}
+	h := importer.Handler{Path: path, Root: root, Listing: s.listing(),
+		Comment: t.comment(d, fmt.Sprintf("%s (line %d); nginx serves dotfiles, warden does not unless serve_dotfiles: true", s.root.text(), s.root.line))}
 	idx := s.indexFiles()
 	if !slices.Equal(idx, []string{"index.html"}) {
-		h.index = idx
+		h.Index = idx
 	}
 	return h
 }
@@ -1101,16 +1084,16 @@ func (t *ngxTranslator) filesHandler(path string, s *ngxSettings, d *ngxDirectiv
 func (t *ngxTranslator) upstream(l *ngxLocation) (string, bool) {
 	d := l.own.proxyPass
 	if len(d.args) != 1 || strings.Contains(d.args[0], "$") {
-		t.note(d, NotTranslated, "proxy_pass with variables is not translated")
+		t.note(d, importer.NotTranslated, "proxy_pass with variables is not translated")
 		return "", false
 	}
 	u, err := url.Parse(d.args[0])
 	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		t.note(d, NotTranslated, "proxy_pass to an http:// or https:// URL is translated; this is not one")
+		t.note(d, importer.NotTranslated, "proxy_pass to an http:// or https:// URL is translated; this is not one")
 		return "", false
 	}
 	if u.Path != "" && u.Path != l.uri {
-		t.note(d, NotTranslated, "warden forwards the full request path; a URI part that replaces the location prefix is not translated")
+		t.note(d, importer.NotTranslated, "warden forwards the full request path; a URI part that replaces the location prefix is not translated")
 		return "", false
 	}
 	host := u.Host
@@ -1122,17 +1105,17 @@ func (t *ngxTranslator) upstream(l *ngxLocation) (string, bool) {
 			}
 		}
 		if len(servers) != 1 || len(servers[0].args) < 1 || strings.HasPrefix(servers[0].args[0], "unix:") {
-			t.note(d, NotTranslated, "warden proxies to one upstream address; upstream "+u.Hostname()+" has several (or a unix socket)")
+			t.note(d, importer.NotTranslated, "warden proxies to one upstream address; upstream "+u.Hostname()+" has several (or a unix socket)")
 			return "", false
 		}
 		host = servers[0].args[0]
 		for _, c := range up.block {
 			if c.name != "server" {
-				t.note(c, NotTranslated, "upstream tuning is not translated")
+				t.note(c, importer.NotTranslated, "upstream tuning is not translated")
 			}
 		}
 		if len(servers[0].args) > 1 {
-			t.note(servers[0], NotTranslated, "server parameters are not translated")
+			t.note(servers[0], importer.NotTranslated, "server parameters are not translated")
 		}
 	}
 	return u.Scheme + "://" + host, true

@@ -1,8 +1,10 @@
-package importer
+package apache
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/warden-gateway/warden/internal/importer"
 )
 
 // apDirective is one Apache directive or container (<Directory ...>).
@@ -40,7 +42,7 @@ func (d *apDirective) text() string {
 // parseApache reads .htaccess syntax: one directive a line, backslash
 // continuations, # comments, and <Container args> ... </Container> blocks.
 func parseApache(path string) ([]*apDirective, error) {
-	data, err := readConfigFile(path)
+	data, err := importer.ReadConfigFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read apache config: %w", err)
 	}

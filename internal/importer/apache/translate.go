@@ -1,4 +1,7 @@
-package importer
+// Package apache translates Apache 2.4 access control (.htaccess files and
+// <Directory> blocks) into a warden policy, written through package
+// importer's shared model.
+package apache
 
 import (
 	"fmt"
@@ -9,16 +12,18 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/warden-gateway/warden/internal/importer"
+
 	"github.com/warden-gateway/warden/internal/match/referer"
 )
 
-// Htaccess translates Apache access control into a warden policy: .htaccess
+// Import translates Apache access control into a warden policy: .htaccess
 // files (which apply to the folder that holds them) and files of
 // <Directory> blocks, for a site whose DocumentRoot is docroot.
 //
 // The server configuration above the files is assumed to grant everyone
 // (Require all granted), to list no folders and to use index.html.
-func Htaccess(docroot string, files ...string) (*Result, error) {
+func Import(docroot string, files ...string) (*importer.Result, error) {
 	root, err := filepath.Abs(docroot)
 	if err != nil {
 		return nil, fmt.Errorf("document root %s: %w", docroot, err)
@@ -47,7 +52,7 @@ type apAuthz struct {
 	// or "" for one the importer cannot evaluate.
 	provider string
 	granted  bool
-	set      ipSet
+	set      importer.IPSet
 }
 
 // mod_authz_core's results.
@@ -61,7 +66,7 @@ const (
 )
 
 // authzPartition maps each result to the client addresses that get it.
-type authzPartition map[authzStatus]ipSet
+type authzPartition map[authzStatus]importer.IPSet
 
 // eval evaluates the tree for every client address at once, with or
 // without an authenticated user, following apply_authz_sections: "and"
@@ -72,40 +77,40 @@ func (n *apAuthz) eval(user bool) authzPartition {
 	if n.children == nil && n.provider != "" || n.children == nil && n.d != nil && !n.d.isBlock {
 		switch n.provider {
 		case "ip":
-			res = authzPartition{authzGranted: n.set, authzDenied: n.set.complement()}
+			res = authzPartition{authzGranted: n.set, authzDenied: n.set.Complement()}
 		case "all":
 			if n.granted {
-				res = authzPartition{authzGranted: allAddrs()}
+				res = authzPartition{authzGranted: importer.AllAddrs()}
 			} else {
-				res = authzPartition{authzDenied: allAddrs()}
+				res = authzPartition{authzDenied: importer.AllAddrs()}
 			}
 		case "valid-user":
 			if user {
-				res = authzPartition{authzGranted: allAddrs()}
+				res = authzPartition{authzGranted: importer.AllAddrs()}
 			} else {
-				res = authzPartition{authzDeniedNoUser: allAddrs()}
+				res = authzPartition{authzDeniedNoUser: importer.AllAddrs()}
 			}
 		default:
 			// Unknown providers never grant (reported when parsed).
 			if n.negate {
-				res = authzPartition{authzGranted: allAddrs()}
+				res = authzPartition{authzGranted: importer.AllAddrs()}
 			} else {
-				res = authzPartition{authzDenied: allAddrs()}
+				res = authzPartition{authzDenied: importer.AllAddrs()}
 			}
 		}
 	} else {
-		res = authzPartition{authzNeutral: allAddrs()}
+		res = authzPartition{authzNeutral: importer.AllAddrs()}
 		for _, c := range n.children {
 			cr := c.eval(user)
 			next := authzPartition{}
 			for as, aset := range res {
 				for cs, cset := range cr {
-					both := aset.intersect(cset)
-					if both.isEmpty() {
+					both := aset.Intersect(cset)
+					if both.IsEmpty() {
 						continue
 					}
 					r := combineAuthz(n.and, as, cs)
-					next[r] = next[r].union(both)
+					next[r] = next[r].Union(both)
 				}
 			}
 			res = next
@@ -120,7 +125,7 @@ func (n *apAuthz) eval(user bool) authzPartition {
 			case authzDenied, authzDeniedNoUser:
 				s = authzNeutral
 			}
-			neg[s] = neg[s].union(set)
+			neg[s] = neg[s].Union(set)
 		}
 		res = neg
 	}
@@ -160,16 +165,16 @@ func combineAuthz(and bool, acc, child authzStatus) authzStatus {
 // apLegacy is mod_access_compat's Order/Allow/Deny.
 type apLegacy struct {
 	order          string // "deny,allow" (default), "allow,deny", "mutual-failure"
-	allows, denies ipSet
+	allows, denies importer.IPSet
 	ds             []*apDirective
 }
 
 // denied is the set of addresses mod_access_compat refuses.
-func (l *apLegacy) denied() ipSet {
+func (l *apLegacy) denied() importer.IPSet {
 	if l.order == "deny,allow" {
-		return l.denies.minus(l.allows)
+		return l.denies.Minus(l.allows)
 	}
-	return l.allows.minus(l.denies).complement()
+	return l.allows.Minus(l.denies).Complement()
 }
 
 type apCond struct {
@@ -244,18 +249,18 @@ type apEffective struct {
 type apTranslator struct {
 	docroot string
 	scopes  map[string]*apScope
-	notes   []Note
+	notes   []importer.Note
 	// htpasswd is the first AuthUserFile in use.
 	htpasswd *apDirective
 	realm    string
 }
 
 func (t *apTranslator) note(d *apDirective, kind, why string) {
-	t.notes = append(t.notes, Note{File: d.file, Line: d.line, Kind: kind, Directive: d.text(), Why: why})
+	t.notes = append(t.notes, importer.Note{File: d.file, Line: d.line, Kind: kind, Directive: d.text(), Why: why})
 }
 
-func (t *apTranslator) src(d *apDirective) Note {
-	return Note{File: d.file, Line: d.line, Directive: d.text()}
+func (t *apTranslator) src(d *apDirective) importer.Note {
+	return importer.Note{File: d.file, Line: d.line, Directive: d.text()}
 }
 
 func (t *apTranslator) comment(d *apDirective, what string) string {
@@ -291,29 +296,29 @@ func (t *apTranslator) file(path string, dirs []*apDirective) error {
 	var top []*apDirective
 	for _, d := range dirs {
 		if d.isBlock && d.is("Directory") && !utf8.ValidString(strings.Join(d.args, " ")) {
-			t.note(d, NotTranslated, "not valid UTF-8")
+			t.note(d, importer.NotTranslated, "not valid UTF-8")
 			continue
 		}
 		if d.isBlock && d.is("Directory") {
 			if len(d.args) != 1 || d.args[0] == "~" {
-				t.note(d, NotTranslated, "only <Directory /path> with a plain folder is translated; its rules are NOT applied")
+				t.note(d, importer.NotTranslated, "only <Directory /path> with a plain folder is translated; its rules are NOT applied")
 				continue
 			}
 			dir := d.args[0]
 			if strings.ContainsAny(dir, "*?[") {
-				t.note(d, NotTranslated, "wildcard folders are not translated; its rules are NOT applied")
+				t.note(d, importer.NotTranslated, "wildcard folders are not translated; its rules are NOT applied")
 				continue
 			}
 			prefix, ok := t.prefixFor(dir)
 			if !ok {
-				t.note(d, NotTranslated, "the folder is outside the document root "+t.docroot)
+				t.note(d, importer.NotTranslated, "the folder is outside the document root "+t.docroot)
 				continue
 			}
 			t.body(d.block, t.scope(prefix, d), true)
 			continue
 		}
 		if d.isBlock && (d.is("DirectoryMatch") || d.is("Location") || d.is("LocationMatch") || d.is("VirtualHost")) {
-			t.note(d, NotTranslated, "only .htaccess directives and <Directory> blocks are translated; its rules are NOT applied")
+			t.note(d, importer.NotTranslated, "only .htaccess directives and <Directory> blocks are translated; its rules are NOT applied")
 			continue
 		}
 		top = append(top, d)
@@ -356,7 +361,7 @@ func (t *apTranslator) body(dirs []*apDirective, s *apScope, dir bool) {
 	}
 	if len(s.pendingConds) > 0 {
 		for _, c := range s.pendingConds {
-			t.note(c.d, NotTranslated, "RewriteCond without a following RewriteRule")
+			t.note(c.d, importer.NotTranslated, "RewriteCond without a following RewriteRule")
 		}
 		s.pendingConds = nil
 	}
@@ -365,7 +370,7 @@ func (t *apTranslator) body(dirs []*apDirective, s *apScope, dir bool) {
 func (t *apTranslator) directive(d *apDirective, s *apScope, authz **apAuthz, legacy **apLegacy, dir bool) {
 	for _, a := range append([]string{d.name}, d.args...) {
 		if !utf8.ValidString(a) {
-			t.note(d, NotTranslated, "not valid UTF-8")
+			t.note(d, importer.NotTranslated, "not valid UTF-8")
 			return
 		}
 	}
@@ -377,7 +382,7 @@ func (t *apTranslator) directive(d *apDirective, s *apScope, authz **apAuthz, le
 			addAuthz(authz, node, d)
 		case "ifmodule":
 			if len(d.args) == 1 && strings.HasPrefix(d.args[0], "!") {
-				t.note(d, NotTranslated, "the module is assumed to be loaded, so this block does not apply")
+				t.note(d, importer.NotTranslated, "the module is assumed to be loaded, so this block does not apply")
 				return
 			}
 			for _, c := range d.block {
@@ -385,16 +390,16 @@ func (t *apTranslator) directive(d *apDirective, s *apScope, authz **apAuthz, le
 			}
 		case "files", "filesmatch":
 			if !dir {
-				t.note(d, NotTranslated, "<Files> sections cannot nest")
+				t.note(d, importer.NotTranslated, "<Files> sections cannot nest")
 				return
 			}
 			t.filesSection(d, s)
 		case "limit", "limitexcept":
-			t.note(d, NotTranslated, "per-method access rules are not translated; its rules are NOT applied")
+			t.note(d, importer.NotTranslated, "per-method access rules are not translated; its rules are NOT applied")
 		case "directory":
-			t.note(d, NotTranslated, "<Directory> is only translated at the top level of a file")
+			t.note(d, importer.NotTranslated, "<Directory> is only translated at the top level of a file")
 		default:
-			t.note(d, NotTranslated, "this section is not translated; its rules are NOT applied")
+			t.note(d, importer.NotTranslated, "this section is not translated; its rules are NOT applied")
 		}
 		return
 	}
@@ -405,50 +410,50 @@ func (t *apTranslator) directive(d *apDirective, s *apScope, authz **apAuthz, le
 		l := ensureLegacy(legacy)
 		l.ds = append(l.ds, d)
 		if len(d.args) != 1 {
-			t.note(d, NotTranslated, "Order takes deny,allow or allow,deny")
+			t.note(d, importer.NotTranslated, "Order takes deny,allow or allow,deny")
 			return
 		}
 		switch o := strings.ToLower(strings.ReplaceAll(d.args[0], " ", "")); o {
 		case "deny,allow", "allow,deny", "mutual-failure":
 			l.order = o
 		default:
-			t.note(d, NotTranslated, "Order takes deny,allow, allow,deny or mutual-failure")
+			t.note(d, importer.NotTranslated, "Order takes deny,allow, allow,deny or mutual-failure")
 		}
 	case "allow", "deny":
 		l := ensureLegacy(legacy)
 		l.ds = append(l.ds, d)
 		if len(d.args) < 2 || !strings.EqualFold(d.args[0], "from") {
-			t.note(d, NotTranslated, "expected "+d.name+" from ...")
+			t.note(d, importer.NotTranslated, "expected "+d.name+" from ...")
 			return
 		}
 		for _, a := range d.args[1:] {
-			var set ipSet
+			var set importer.IPSet
 			if strings.EqualFold(a, "all") {
-				set = allAddrs()
+				set = importer.AllAddrs()
 			} else if strings.HasPrefix(strings.ToLower(a), "env=") {
-				t.note(d, NotTranslated, a+": environment conditions are not translated (treated as never matching)")
+				t.note(d, importer.NotTranslated, a+": environment conditions are not translated (treated as never matching)")
 				continue
 			} else {
 				var err error
-				if set, err = parseApacheAddr(a); err != nil {
-					t.note(d, NotTranslated, err.Error()+" (treated as never matching)")
+				if set, err = importer.ParseApacheAddr(a); err != nil {
+					t.note(d, importer.NotTranslated, err.Error()+" (treated as never matching)")
 					continue
 				}
 			}
 			if name == "allow" {
-				l.allows = l.allows.union(set)
+				l.allows = l.allows.Union(set)
 			} else {
-				l.denies = l.denies.union(set)
+				l.denies = l.denies.Union(set)
 			}
 		}
 	case "satisfy":
 		if len(d.args) == 1 && strings.EqualFold(d.args[0], "all") {
 			return
 		}
-		t.note(d, NotTranslated, "only Satisfy All (the default) is translated: Order/Allow/Deny and Require must both pass")
+		t.note(d, importer.NotTranslated, "only Satisfy All (the default) is translated: Order/Allow/Deny and Require must both pass")
 	case "authtype":
 		if len(d.args) != 1 || !strings.EqualFold(d.args[0], "basic") {
-			t.note(d, NotTranslated, "only AuthType Basic is translated")
+			t.note(d, importer.NotTranslated, "only AuthType Basic is translated")
 			return
 		}
 		s.authType = d
@@ -456,7 +461,7 @@ func (t *apTranslator) directive(d *apDirective, s *apScope, authz **apAuthz, le
 		s.authName = d
 	case "authuserfile":
 		if len(d.args) != 1 {
-			t.note(d, NotTranslated, "takes one file")
+			t.note(d, importer.NotTranslated, "takes one file")
 			return
 		}
 		s.authUserFile = d
@@ -464,10 +469,10 @@ func (t *apTranslator) directive(d *apDirective, s *apScope, authz **apAuthz, le
 		if len(d.args) == 1 && strings.EqualFold(d.args[0], "file") {
 			return
 		}
-		t.note(d, NotTranslated, "only the file provider (htpasswd) is translated")
+		t.note(d, importer.NotTranslated, "only the file provider (htpasswd) is translated")
 	case "options":
 		if !dir {
-			t.note(d, NotTranslated, "Options belongs to a folder")
+			t.note(d, importer.NotTranslated, "Options belongs to a folder")
 			return
 		}
 		s.options = append(s.options, d)
@@ -479,27 +484,27 @@ func (t *apTranslator) directive(d *apDirective, s *apScope, authz **apAuthz, le
 			}
 		}
 		if len(other) > 0 {
-			t.note(d, NotTranslated, "only Indexes (and FollowSymLinks for mod_rewrite) is translated, not "+strings.Join(other, " "))
+			t.note(d, importer.NotTranslated, "only Indexes (and FollowSymLinks for mod_rewrite) is translated, not "+strings.Join(other, " "))
 		}
 	case "directoryindex":
 		if !dir {
-			t.note(d, NotTranslated, "DirectoryIndex belongs to a folder")
+			t.note(d, importer.NotTranslated, "DirectoryIndex belongs to a folder")
 			return
 		}
 		if len(d.args) == 0 {
-			t.note(d, NotTranslated, "DirectoryIndex needs at least one file name")
+			t.note(d, importer.NotTranslated, "DirectoryIndex needs at least one file name")
 			return
 		}
 		for _, a := range d.args {
 			if strings.EqualFold(a, "disabled") || strings.Contains(a, "/") {
-				t.note(d, NotTranslated, "only plain index file names are translated")
+				t.note(d, importer.NotTranslated, "only plain index file names are translated")
 				return
 			}
 		}
 		s.dirIndex = d
 	case "rewriteengine":
 		if len(d.args) != 1 {
-			t.note(d, NotTranslated, "takes on or off")
+			t.note(d, importer.NotTranslated, "takes on or off")
 			return
 		}
 		s.rewriteEngine = d
@@ -510,20 +515,20 @@ func (t *apTranslator) directive(d *apDirective, s *apScope, authz **apAuthz, le
 		t.rewriteRule(d, s)
 	case "rewritebase":
 		s.rewriteSet = true
-		t.note(d, NotTranslated, "only refusing rewrite rules ([F], [G]) are translated; the base does not change them")
+		t.note(d, importer.NotTranslated, "only refusing rewrite rules ([F], [G]) are translated; the base does not change them")
 	case "rewriteoptions":
 		s.rewriteSet = true
-		t.note(d, NotTranslated, "rewrite options are not translated; rules of parent folders are not inherited")
+		t.note(d, importer.NotTranslated, "rewrite options are not translated; rules of parent folders are not inherited")
 	case "errordocument":
-		t.note(d, NotTranslated, "warden renders its own refusal pages")
+		t.note(d, importer.NotTranslated, "warden renders its own refusal pages")
 	case "authgroupfile":
-		t.note(d, NotTranslated, "groups are not translated")
+		t.note(d, importer.NotTranslated, "groups are not translated")
 	default:
 		if apIrrelevant[name] {
-			t.note(d, NotTranslated, "not an access-control setting")
+			t.note(d, importer.NotTranslated, "not an access-control setting")
 			return
 		}
-		t.note(d, NotTranslated, "unknown to the importer")
+		t.note(d, importer.NotTranslated, "unknown to the importer")
 	}
 }
 
@@ -538,7 +543,7 @@ func (t *apTranslator) checkAuthz(n *apAuthz) *apDirective {
 	var bad *apDirective
 	for _, c := range n.children {
 		if c.negate && !n.and {
-			t.note(c.d, NotTranslated, "Apache refuses a negated requirement inside RequireAny, RequireNone or at the top level; the folder is translated as answering 500, as Apache does for a .htaccess it cannot load")
+			t.note(c.d, importer.NotTranslated, "Apache refuses a negated requirement inside RequireAny, RequireNone or at the top level; the folder is translated as answering 500, as Apache does for a .htaccess it cannot load")
 			if bad == nil {
 				bad = c.d
 			}
@@ -555,7 +560,7 @@ func (t *apTranslator) checkAuthz(n *apAuthz) *apDirective {
 		}
 	}
 	if !positive && len(n.children) > 0 {
-		t.note(n.d, NotTranslated, "Apache refuses a section with only negated requirements; the folder is translated as answering 500")
+		t.note(n.d, importer.NotTranslated, "Apache refuses a section with only negated requirements; the folder is translated as answering 500")
 		if bad == nil {
 			bad = n.d
 		}
@@ -599,7 +604,7 @@ func (t *apTranslator) authzSection(d *apDirective) *apAuthz {
 				n.children = append(n.children, r)
 			}
 		default:
-			t.note(c, NotTranslated, "only Require lines and Require sections belong in "+d.name)
+			t.note(c, importer.NotTranslated, "only Require lines and Require sections belong in "+d.name)
 		}
 	}
 	return n
@@ -613,36 +618,36 @@ func (t *apTranslator) requireLine(d *apDirective) *apAuthz {
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		t.note(d, NotTranslated, "Require without a provider")
+		t.note(d, importer.NotTranslated, "Require without a provider")
 		return nil
 	}
 	switch strings.ToLower(args[0]) {
 	case "all":
 		if len(args) != 2 || !strings.EqualFold(args[1], "granted") && !strings.EqualFold(args[1], "denied") {
-			t.note(d, NotTranslated, "Require all takes granted or denied")
+			t.note(d, importer.NotTranslated, "Require all takes granted or denied")
 			return nil
 		}
 		n.provider, n.granted = "all", strings.EqualFold(args[1], "granted")
 	case "ip":
 		n.provider = "ip"
 		for _, a := range args[1:] {
-			set, err := parseApacheAddr(a)
+			set, err := importer.ParseApacheAddr(a)
 			if err != nil {
-				t.note(d, Approximate, err.Error()+" (treated as never matching)")
+				t.note(d, importer.Approximate, err.Error()+" (treated as never matching)")
 				continue
 			}
-			n.set = n.set.union(set)
+			n.set = n.set.Union(set)
 		}
 	case "local":
 		n.provider = "ip"
-		lo, _ := parseApacheAddr("127.0.0.0/8")
-		lo6, _ := parseApacheAddr("::1")
-		n.set = lo.union(lo6)
-		t.note(d, Approximate, "local is translated as 127.0.0.0/8 and ::1; Apache also counts the server's own addresses")
+		lo, _ := importer.ParseApacheAddr("127.0.0.0/8")
+		lo6, _ := importer.ParseApacheAddr("::1")
+		n.set = lo.Union(lo6)
+		t.note(d, importer.Approximate, "local is translated as 127.0.0.0/8 and ::1; Apache also counts the server's own addresses")
 	case "valid-user":
 		n.provider = "valid-user"
 	default:
-		t.note(d, Approximate, "this Require provider is not translated; it is treated as never granting")
+		t.note(d, importer.Approximate, "this Require provider is not translated; it is treated as never granting")
 	}
 	return n
 }
@@ -651,7 +656,7 @@ func (t *apTranslator) requireLine(d *apDirective) *apAuthz {
 // regex and its access rules.
 func (t *apTranslator) filesSection(d *apDirective, s *apScope) {
 	if len(d.args) != 1 && !(len(d.args) == 2 && d.args[0] == "~") {
-		t.note(d, NotTranslated, "malformed section; its rules are NOT applied")
+		t.note(d, importer.NotTranslated, "malformed section; its rules are NOT applied")
 		return
 	}
 	pat := d.args[len(d.args)-1]
@@ -660,7 +665,7 @@ func (t *apTranslator) filesSection(d *apDirective, s *apScope) {
 	if isRegex {
 		var err error
 		if re, err = basenameRegex(pat); err != nil {
-			t.note(d, NotTranslated, err.Error()+"; its rules are NOT applied")
+			t.note(d, importer.NotTranslated, err.Error()+"; its rules are NOT applied")
 			return
 		}
 	} else {
@@ -677,7 +682,7 @@ func (t *apTranslator) filesSection(d *apDirective, s *apScope) {
 		case "require", "requireall", "requireany", "requirenone", "order", "allow", "deny", "satisfy", "ifmodule":
 			t.directive(c, unused, &f.authz, &f.legacy, false)
 		default:
-			t.note(c, NotTranslated, "only access rules (Require, Order/Allow/Deny) of a <Files> section are translated")
+			t.note(c, importer.NotTranslated, "only access rules (Require, Order/Allow/Deny) of a <Files> section are translated")
 		}
 	}
 	s.files = append(s.files, f)
@@ -809,7 +814,7 @@ func noSlash(re *syntax.Regexp) {
 func (t *apTranslator) rewriteCond(d *apDirective, s *apScope) {
 	s.rewriteSet = true
 	if len(d.args) < 2 || len(d.args) > 3 {
-		t.note(d, NotTranslated, "malformed RewriteCond")
+		t.note(d, importer.NotTranslated, "malformed RewriteCond")
 		s.pendingConds = append(s.pendingConds, apCond{d: d})
 		return
 	}
@@ -839,7 +844,7 @@ func (t *apTranslator) rewriteRule(d *apDirective, s *apScope) {
 	s.pendingConds = nil
 	r := &apRewrite{d: d, conds: conds, prefix: s.prefix}
 	if len(d.args) < 2 || len(d.args) > 3 {
-		t.note(d, NotTranslated, "malformed RewriteRule")
+		t.note(d, importer.NotTranslated, "malformed RewriteRule")
 		return
 	}
 	r.pattern = d.args[0]
@@ -856,9 +861,9 @@ func (t *apTranslator) rewriteRule(d *apDirective, s *apScope) {
 		}
 	}
 	if r.status == 0 {
-		t.note(d, NotTranslated, "only refusing rewrite rules ([F], [G]) are translated")
+		t.note(d, importer.NotTranslated, "only refusing rewrite rules ([F], [G]) are translated")
 		for _, c := range conds {
-			t.note(c.d, NotTranslated, "belongs to a rewrite rule that is not translated")
+			t.note(c.d, importer.NotTranslated, "belongs to a rewrite rule that is not translated")
 		}
 		return
 	}
@@ -869,20 +874,20 @@ func (t *apTranslator) rewriteRule(d *apDirective, s *apScope) {
 // prefix (which lies at or below the folder that defines the rule). ok is
 // false when the rule is not translated (and reported) or cannot match in
 // the region.
-func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (ruleOut, bool) {
-	out := ruleOut{name: orRoot(slug(region)) + "-rewrite", src: t.src(r.d), action: "deny"}
+func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (importer.Rule, bool) {
+	out := importer.Rule{Name: importer.OrRoot(importer.Slug(region)) + "-rewrite", Src: t.src(r.d), Action: "deny"}
 	if r.status != 403 {
-		out.status = r.status
+		out.Status = r.status
 	}
 	if strings.HasPrefix(r.pattern, "!") {
-		t.note(r.d, NotTranslated, "negated rewrite patterns are not translated; the refusal is NOT applied")
+		t.note(r.d, importer.NotTranslated, "negated rewrite patterns are not translated; the refusal is NOT applied")
 		return out, false
 	}
 	// The pattern is searched for in the path below the folder that
 	// defines the rule (per-directory rewriting strips that prefix).
 	re, err := syntax.Parse(r.pattern, syntax.Perl)
 	if err != nil {
-		t.note(r.d, NotTranslated, "the regex is not valid in Go's RE2 syntax: "+err.Error()+"; the refusal is NOT applied")
+		t.note(r.d, importer.NotTranslated, "the regex is not valid in Go's RE2 syntax: "+err.Error()+"; the refusal is NOT applied")
 		return out, false
 	}
 	body := r.pattern
@@ -891,7 +896,7 @@ func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (ruleOut, boo
 		anchored = true
 		body = strings.TrimPrefix(r.pattern, "^")
 		if body == r.pattern {
-			t.note(r.d, NotTranslated, "the anchor is not where the importer expects it; the refusal is NOT applied")
+			t.note(r.d, importer.NotTranslated, "the anchor is not where the importer expects it; the refusal is NOT applied")
 			return out, false
 		}
 		re.Sub = re.Sub[1:]
@@ -900,7 +905,7 @@ func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (ruleOut, boo
 		re = &syntax.Regexp{Op: syntax.OpEmptyMatch}
 	}
 	if hasBeginAnchor(re) {
-		t.note(r.d, NotTranslated, "anchors inside the pattern are not translated; the refusal is NOT applied")
+		t.note(r.d, importer.NotTranslated, "anchors inside the pattern are not translated; the refusal is NOT applied")
 		return out, false
 	}
 	var full string
@@ -921,55 +926,55 @@ func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (ruleOut, boo
 		}
 		full = "^" + regexp.QuoteMeta(r.prefix) + "(?:" + body + ")"
 		if !strings.HasPrefix(lit, rel) {
-			t.note(r.d, Approximate, "in "+region+" the rule is also tried before that folder's own access rules")
+			t.note(r.d, importer.Approximate, "in "+region+" the rule is also tried before that folder's own access rules")
 		}
 	default:
 		full = "^" + regexp.QuoteMeta(region) + ".*(?:" + body + ")"
 		if canMatchSlash(re) {
-			t.note(r.d, Approximate, "in "+region+" only matches below that folder are found")
+			t.note(r.d, importer.Approximate, "in "+region+" only matches below that folder are found")
 		}
 	}
 	if _, err := regexp.Compile(full); err != nil {
-		t.note(r.d, NotTranslated, "the regex is not valid in Go's RE2 syntax: "+err.Error()+"; the refusal is NOT applied")
+		t.note(r.d, importer.NotTranslated, "the regex is not valid in Go's RE2 syntax: "+err.Error()+"; the refusal is NOT applied")
 		return out, false
 	}
-	out.path = &pathOut{regex: []string{full}, caseSensitive: !r.nocase}
+	out.Path = &importer.PathMatch{Regex: []string{full}, CaseSensitive: !r.nocase}
 	comment := r.d.text()
 	for _, c := range r.conds {
 		if !strings.EqualFold(c.test, "%{HTTP_REFERER}") {
-			t.note(c.d, NotTranslated, "only Referer conditions are translated; the rule's refusal is NOT applied")
+			t.note(c.d, importer.NotTranslated, "only Referer conditions are translated; the rule's refusal is NOT applied")
 			return out, false
 		}
 		if c.orF {
-			t.note(c.d, NotTranslated, "only conditions joined by AND (no [OR] or other flags) are translated; the rule's refusal is NOT applied")
+			t.note(c.d, importer.NotTranslated, "only conditions joined by AND (no [OR] or other flags) are translated; the rule's refusal is NOT applied")
 			return out, false
 		}
 		if !c.negate {
-			t.note(c.d, NotTranslated, "only negated Referer conditions (an allow list) are translated; the rule's refusal is NOT applied")
+			t.note(c.d, importer.NotTranslated, "only negated Referer conditions (an allow list) are translated; the rule's refusal is NOT applied")
 			return out, false
 		}
 		entries, ok := t.refererEntries(c)
 		if !ok {
 			return out, false
 		}
-		out.refererNotIn = append(out.refererNotIn, entries...)
+		out.RefererNotIn = append(out.RefererNotIn, entries...)
 		comment += fmt.Sprintf("; %s (line %d)", c.d.text(), c.d.line)
 	}
-	if len(out.refererNotIn) > 0 && needsHostEntry(out.refererNotIn) {
+	if len(out.RefererNotIn) > 0 && needsHostEntry(out.RefererNotIn) {
 		// valid_referers takes none only alongside a host entry; this one
 		// names a host no browser sends (RFC 6761 reserves .invalid).
-		out.refererNotIn = append(out.refererNotIn, "referer.invalid")
+		out.RefererNotIn = append(out.RefererNotIn, "referer.invalid")
 		comment += "; referer.invalid is a placeholder host: none needs a host entry beside the regexes"
 	}
-	if len(out.refererNotIn) > 0 {
-		if _, err := referer.Compile(out.refererNotIn, []string{""}); err != nil {
-			t.note(r.d, NotTranslated, "its Referer conditions do not translate to a valid list ("+err.Error()+"); the refusal is NOT applied")
+	if len(out.RefererNotIn) > 0 {
+		if _, err := referer.Compile(out.RefererNotIn, []string{""}); err != nil {
+			t.note(r.d, importer.NotTranslated, "its Referer conditions do not translate to a valid list ("+err.Error()+"); the refusal is NOT applied")
 			return out, false
 		}
 	}
-	out.comment = t.comment(r.d, comment)
-	if len(out.refererNotIn) > 0 {
-		out.name = orRoot(slug(region)) + "-referer"
+	out.Comment = t.comment(r.d, comment)
+	if len(out.RefererNotIn) > 0 {
+		out.Name = importer.OrRoot(importer.Slug(region)) + "-referer"
 	}
 	return out, true
 }
@@ -1041,7 +1046,7 @@ func (t *apTranslator) refererEntries(c apCond) ([]string, bool) {
 	}
 	p := c.pattern
 	if !strings.HasPrefix(p, "^") {
-		t.note(c.d, Approximate, "an unanchored Referer pattern is matched against the Referer without its http:// or https://; Referers with other schemes are refused")
+		t.note(c.d, importer.Approximate, "an unanchored Referer pattern is matched against the Referer without its http:// or https://; Referers with other schemes are refused")
 		return []string{"~" + caseFlag(c) + p}, true
 	}
 	rest := p[1:]
@@ -1055,19 +1060,19 @@ func (t *apTranslator) refererEntries(c apCond) ([]string, bool) {
 	if !scheme {
 		for _, s := range []string{"http://", `http:\/\/`, "https://", `https:\/\/`} {
 			if strings.HasPrefix(strings.ToLower(rest), s) {
-				t.note(c.d, Approximate, "Referer rules accept http:// and https:// alike; this pattern names one scheme")
+				t.note(c.d, importer.Approximate, "Referer rules accept http:// and https:// alike; this pattern names one scheme")
 				rest, scheme = rest[len(s):], true
 				break
 			}
 		}
 	}
 	if !scheme {
-		t.note(c.d, NotTranslated, "a Referer pattern must be ^$ or start with ^https?:// to be translated; the rule's refusal is NOT applied")
+		t.note(c.d, importer.NotTranslated, "a Referer pattern must be ^$ or start with ^https?:// to be translated; the rule's refusal is NOT applied")
 		return nil, false
 	}
 	if hosts, terminated, ok := refererHosts(rest); ok {
 		if !terminated {
-			t.note(c.d, Approximate, "the pattern also accepts hosts that merely begin with "+hosts[len(hosts)-1]+" (such as "+hosts[len(hosts)-1]+".evil.test); the host entry accepts that host only")
+			t.note(c.d, importer.Approximate, "the pattern also accepts hosts that merely begin with "+hosts[len(hosts)-1]+" (such as "+hosts[len(hosts)-1]+".evil.test); the host entry accepts that host only")
 		}
 		return hosts, true
 	}
@@ -1237,7 +1242,7 @@ func sameAccess(a, b *apEffective) bool {
 		a.rewriteOn == b.rewriteOn && slices.Equal(a.rewrites, b.rewrites) && a.symlinks == b.symlinks
 }
 
-func (t *apTranslator) translate() (*Result, error) {
+func (t *apTranslator) translate() (*importer.Result, error) {
 	if _, ok := t.scopes["/"]; !ok {
 		t.scopes["/"] = &apScope{prefix: "/"}
 	}
@@ -1271,7 +1276,7 @@ func (t *apTranslator) translate() (*Result, error) {
 			regions = append(regions, p)
 		}
 	}
-	var rules []ruleOut
+	var rules []importer.Rule
 	// <Files> sections are merged after all <Directory> sections, so their
 	// regions come first; within a region the section merged last wins.
 	for _, region := range regions {
@@ -1286,7 +1291,7 @@ func (t *apTranslator) translate() (*Result, error) {
 		for i, f := range applicable {
 			for _, g := range applicable[:i] {
 				if filesOverlap(f, g) {
-					t.note(f.d, Approximate, fmt.Sprintf("for names that %s (line %d) also matches, Apache merges both sections; warden uses this one's access rules whole", g.d.text(), g.d.line))
+					t.note(f.d, importer.Approximate, fmt.Sprintf("for names that %s (line %d) also matches, Apache merges both sections; warden uses this one's access rules whole", g.d.text(), g.d.line))
 					break
 				}
 			}
@@ -1300,46 +1305,46 @@ func (t *apTranslator) translate() (*Result, error) {
 			if f.legacy != nil {
 				fe.legacy = f.legacy
 			}
-			pm := &pathOut{regex: []string{"^" + regexp.QuoteMeta(region) + "(?:[^/]*/)*" + f.basenRe + "$"}, caseSensitive: true}
+			pm := &importer.PathMatch{Regex: []string{"^" + regexp.QuoteMeta(region) + "(?:[^/]*/)*" + f.basenRe + "$"}, CaseSensitive: true}
 			label := fmt.Sprintf("%s in %s", f.d.text(), region)
-			base := orRoot(slug(region)) + "-files-line" + fmt.Sprint(f.d.line)
+			base := importer.OrRoot(importer.Slug(region)) + "-files-line" + fmt.Sprint(f.d.line)
 			rules = append(rules, t.regionRules(base, pm, &fe, region, label, f.d)...)
 		}
 	}
 	for _, region := range regions {
 		e := effs[region]
-		pm := &pathOut{prefix: []string{region}, caseSensitive: true}
+		pm := &importer.PathMatch{Prefix: []string{region}, CaseSensitive: true}
 		decl := t.scopes[region].decl
 		label := "folder " + region
 		if region == "/" {
 			pm = nil
 		}
-		rules = append(rules, t.regionRules(orRoot(slug(region)), pm, &e, region, label, decl)...)
+		rules = append(rules, t.regionRules(importer.OrRoot(importer.Slug(region)), pm, &e, region, label, decl)...)
 	}
-	out := &policyOut{}
-	out.rules = prune(rules, &t.notes)
-	uniqueNames(out.rules)
-	out.handlers = t.handlers(prefixes, effs)
+	out := &importer.Policy{}
+	out.Rules = importer.Prune(rules, &t.notes)
+	importer.UniqueNames(out.Rules)
+	out.Handlers = t.handlers(prefixes, effs)
 	if t.htpasswd != nil {
-		h, notes := htpasswdFor(t.htpasswd.args[0], t.docroot, t.realm, t.src(t.htpasswd))
+		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.docroot, t.realm, t.src(t.htpasswd))
 		if !filepath.IsAbs(t.htpasswd.args[0]) {
-			t.note(t.htpasswd, Approximate, "a relative AuthUserFile is relative to Apache's ServerRoot; it is read relative to the document root")
+			t.note(t.htpasswd, importer.Approximate, "a relative AuthUserFile is relative to Apache's ServerRoot; it is read relative to the document root")
 		}
-		out.htpasswd = h
+		out.Htpasswd = h
 		t.notes = append(t.notes, notes...)
 	}
-	out.header = []string{
+	out.Header = []string{
 		"Translated by `warden import htaccess --root " + t.docroot + "`.",
 		"Rules are tried top to bottom; the first rule that decides wins. Each folder",
 		"with its own access rules becomes a region that ends with an allow, deepest",
 		"folders first, after the regions of <Files> sections. It assumes the server",
 		"configuration above these files grants everyone (Require all granted).",
 	}
-	y, err := out.render()
+	y, err := out.Render()
 	if err != nil {
 		return nil, err
 	}
-	return &Result{YAML: y, Notes: dedupeNotes(t.notes)}, nil
+	return &importer.Result{YAML: y, Notes: importer.DedupeNotes(t.notes)}, nil
 }
 
 // parentScope is the nearest configured folder above p.
@@ -1357,12 +1362,12 @@ func (t *apTranslator) parentScope(p string) string {
 // then Require (authorization), then refusing rewrite rules (which
 // per-directory mod_rewrite runs in the fixup phase, after both), then the
 // terminal allow.
-func (t *apTranslator) regionRules(base string, pm *pathOut, e *apEffective, region, label string, decl *apDirective) []ruleOut {
-	var rules []ruleOut
+func (t *apTranslator) regionRules(base string, pm *importer.PathMatch, e *apEffective, region, label string, decl *apDirective) []importer.Rule {
+	var rules []importer.Rule
 	if e.broken != nil {
-		return append(rules, ruleOut{name: base + "-broken", path: pm, action: "deny", status: 500, src: t.src(e.broken),
-			reason:  "the server configuration for this folder cannot be loaded",
-			comment: t.comment(e.broken, label+": Apache cannot load this configuration and answers 500")})
+		return append(rules, importer.Rule{Name: base + "-broken", Path: pm, Action: "deny", Status: 500, Src: t.src(e.broken),
+			Reason:  "the server configuration for this folder cannot be loaded",
+			Comment: t.comment(e.broken, label+": Apache cannot load this configuration and answers 500")})
 	}
 	if e.legacy != nil {
 		d := e.legacy.ds[0]
@@ -1370,24 +1375,24 @@ func (t *apTranslator) regionRules(base string, pm *pathOut, e *apEffective, reg
 		for _, x := range e.legacy.ds {
 			lines = append(lines, fmt.Sprintf("%s (line %d)", x.text(), x.line))
 		}
-		r := ruleOut{name: base + "-order", path: pm, action: "deny", src: t.src(d),
-			comment: t.comment(d, label+": "+strings.Join(lines, "; "))}
-		if r.setIP(e.legacy.denied()) {
+		r := importer.Rule{Name: base + "-order", Path: pm, Action: "deny", Src: t.src(d),
+			Comment: t.comment(d, label+": "+strings.Join(lines, "; "))}
+		if r.SetIP(e.legacy.denied()) {
 			rules = append(rules, r)
 		}
 	}
 	if e.authz != nil {
 		rules = append(rules, t.authzRules(base, pm, e, label)...)
 	}
-	filesRegion := pm != nil && pm.regex != nil
+	filesRegion := pm != nil && pm.Regex != nil
 	if filesRegion && closes(rules, pm) {
 		// Every request of the region is refused before mod_rewrite runs.
 		return rules
 	}
 	if e.rewriteOn && !e.symlinks {
 		d := e.symlinksSrc
-		return append(rules, ruleOut{name: base + "-rewrite-forbidden", path: pm, action: "deny", src: t.src(d),
-			comment: t.comment(d, label+": RewriteEngine is on without FollowSymLinks or SymLinksIfOwnerMatch, so mod_rewrite refuses every request")})
+		return append(rules, importer.Rule{Name: base + "-rewrite-forbidden", Path: pm, Action: "deny", Src: t.src(d),
+			Comment: t.comment(d, label+": RewriteEngine is on without FollowSymLinks or SymLinksIfOwnerMatch, so mod_rewrite refuses every request")})
 	}
 	if e.rewriteOn {
 		for _, rw := range e.rewrites {
@@ -1395,31 +1400,31 @@ func (t *apTranslator) regionRules(base string, pm *pathOut, e *apEffective, reg
 			if !ok {
 				continue
 			}
-			r.name = base + strings.TrimPrefix(r.name, orRoot(slug(region)))
+			r.Name = base + strings.TrimPrefix(r.Name, importer.OrRoot(importer.Slug(region)))
 			if filesRegion {
 				// RE2 cannot require both the <Files> pattern and the
 				// rewrite pattern, so the rule is placed here unrestricted:
 				// for other paths it runs before their folder's Require.
-				t.note(rw.d, Approximate, "inside the region of "+decl.text()+" the refusal is checked with the rewrite pattern alone; for other paths in "+region+" it may come before their folder's Require")
+				t.note(rw.d, importer.Approximate, "inside the region of "+decl.text()+" the refusal is checked with the rewrite pattern alone; for other paths in "+region+" it may come before their folder's Require")
 			}
 			rules = append(rules, r)
 		}
 	}
-	end := ruleOut{name: base + "-end", path: pm, action: "allow", synthetic: true}
+	end := importer.Rule{Name: base + "-end", Path: pm, Action: "allow", Synthetic: true}
 	if decl != nil {
-		end.comment = t.comment(decl, "end of "+label+": rules below never apply to it")
+		end.Comment = t.comment(decl, "end of "+label+": rules below never apply to it")
 	} else {
-		end.comment = "end of " + label + ": rules below never apply to it"
+		end.Comment = "end of " + label + ": rules below never apply to it"
 	}
 	return append(rules, end)
 }
 
 // closes reports whether rules refuse every request on path pm, whoever
 // asks.
-func closes(rules []ruleOut, pm *pathOut) bool {
+func closes(rules []importer.Rule, pm *importer.PathMatch) bool {
 	for i := range rules {
 		r := &rules[i]
-		if r.decides() && r.action != "allow" && r.unconditionalWithin() && pathCovers(r.path, pm) {
+		if r.Decides() && r.Action != "allow" && r.UnconditionalWithin() && importer.PathCovers(r.Path, pm) {
 			return true
 		}
 	}
@@ -1429,42 +1434,42 @@ func closes(rules []ruleOut, pm *pathOut) bool {
 // authzRules turns the Require tree into address sets: granted without
 // signing in, refused with 403, allowed after signing in, and refused with
 // 401 even after signing in.
-func (t *apTranslator) authzRules(base string, pm *pathOut, e *apEffective, label string) []ruleOut {
-	var rules []ruleOut
+func (t *apTranslator) authzRules(base string, pm *importer.PathMatch, e *apEffective, label string) []importer.Rule {
+	var rules []importer.Rule
 	noUser := e.authz.eval(false)
 	withUser := e.authz.eval(true)
-	forbidden := noUser[authzDenied].union(noUser[authzNeutral])
+	forbidden := noUser[authzDenied].Union(noUser[authzNeutral])
 	needUser := noUser[authzDeniedNoUser]
-	passAfter := needUser.intersect(withUser[authzGranted])
-	never := needUser.minus(passAfter)
+	passAfter := needUser.Intersect(withUser[authzGranted])
+	never := needUser.Minus(passAfter)
 	d := e.authz.d
 	desc := t.authzText(e.authz)
-	r := ruleOut{name: base + "-require", path: pm, action: "deny", src: t.src(d), comment: t.comment(d, label+": "+desc)}
-	if r.setIP(forbidden) {
+	r := importer.Rule{Name: base + "-require", Path: pm, Action: "deny", Src: t.src(d), Comment: t.comment(d, label+": "+desc)}
+	if r.SetIP(forbidden) {
 		rules = append(rules, r)
 	}
-	if needUser.isEmpty() {
+	if needUser.IsEmpty() {
 		return rules
 	}
 	if e.authUserFile == nil || e.authType == nil {
-		t.note(d, NotTranslated, "Require valid-user needs AuthType Basic and AuthUserFile in effect; sign-in is not translated and these requests are refused")
-		r := ruleOut{name: base + "-no-auth", path: pm, action: "deny", status: 500, src: t.src(d), comment: t.comment(d, label+": sign-in required but not configured")}
-		if r.setIP(needUser) {
+		t.note(d, importer.NotTranslated, "Require valid-user needs AuthType Basic and AuthUserFile in effect; sign-in is not translated and these requests are refused")
+		r := importer.Rule{Name: base + "-no-auth", Path: pm, Action: "deny", Status: 500, Src: t.src(d), Comment: t.comment(d, label+": sign-in required but not configured")}
+		if r.SetIP(needUser) {
 			rules = append(rules, r)
 		}
 		return rules
 	}
 	t.useHtpasswd(e)
-	if !never.isEmpty() {
-		t.note(d, Approximate, "some addresses are refused with 401 even after signing in; warden refuses them with 401 without asking for credentials")
-		r := ruleOut{name: base + "-refused-users", path: pm, action: "deny", status: 401, src: t.src(d), comment: t.comment(d, label+": refused even after signing in")}
-		if r.setIP(never) {
+	if !never.IsEmpty() {
+		t.note(d, importer.Approximate, "some addresses are refused with 401 even after signing in; warden refuses them with 401 without asking for credentials")
+		r := importer.Rule{Name: base + "-refused-users", Path: pm, Action: "deny", Status: 401, Src: t.src(d), Comment: t.comment(d, label+": refused even after signing in")}
+		if r.SetIP(never) {
 			rules = append(rules, r)
 		}
 	}
-	g := ruleOut{name: base + "-auth", path: pm, requireAuth: true, src: t.src(e.authUserFile),
-		comment: t.comment(d, fmt.Sprintf("%s: sign-in via %s (line %d)", label, e.authUserFile.text(), e.authUserFile.line))}
-	if g.setIP(passAfter) {
+	g := importer.Rule{Name: base + "-auth", Path: pm, RequireAuth: true, Src: t.src(e.authUserFile),
+		Comment: t.comment(d, fmt.Sprintf("%s: sign-in via %s (line %d)", label, e.authUserFile.text(), e.authUserFile.line))}
+	if g.SetIP(passAfter) {
 		rules = append(rules, g)
 	}
 	return rules
@@ -1496,21 +1501,21 @@ func (t *apTranslator) useHtpasswd(e *apEffective) {
 		return
 	}
 	if e.authUserFile.args[0] != t.htpasswd.args[0] {
-		t.note(e.authUserFile, Approximate, fmt.Sprintf("warden checks one htpasswd file; %s (line %d) is used everywhere", t.htpasswd.args[0], t.htpasswd.line))
+		t.note(e.authUserFile, importer.Approximate, fmt.Sprintf("warden checks one htpasswd file; %s (line %d) is used everywhere", t.htpasswd.args[0], t.htpasswd.line))
 	}
 }
 
 // handlers serves the document root, with a handler of its own for each
 // folder whose DirectoryIndex differs and listing prefixes for Options
 // Indexes.
-func (t *apTranslator) handlers(prefixes []string, effs map[string]apEffective) []handlerOut {
+func (t *apTranslator) handlers(prefixes []string, effs map[string]apEffective) []importer.Handler {
 	rootEff := effs["/"]
-	main := handlerOut{path: "/", root: t.docroot, listing: rootEff.listing,
-		comment: "DocumentRoot " + t.docroot + "; Apache serves dotfiles other than .ht*, warden none unless serve_dotfiles: true"}
+	main := importer.Handler{Path: "/", Root: t.docroot, Listing: rootEff.listing,
+		Comment: "DocumentRoot " + t.docroot + "; Apache serves dotfiles other than .ht*, warden none unless serve_dotfiles: true"}
 	if !slices.Equal(rootEff.index, []string{"index.html"}) {
-		main.index = rootEff.index
+		main.Index = rootEff.index
 	}
-	hs := []handlerOut{main}
+	hs := []importer.Handler{main}
 	sorted := slices.Clone(prefixes)
 	slices.SortFunc(sorted, func(a, b string) int { return len(a) - len(b) })
 	for _, p := range sorted {
@@ -1520,28 +1525,28 @@ func (t *apTranslator) handlers(prefixes []string, effs map[string]apEffective) 
 		e := effs[p]
 		owner := 0
 		for i := range hs {
-			if strings.HasPrefix(p, hs[i].path) && len(hs[i].path) > len(hs[owner].path) {
+			if strings.HasPrefix(p, hs[i].Path) && len(hs[i].Path) > len(hs[owner].Path) {
 				owner = i
 			}
 		}
-		idx := hs[owner].index
+		idx := hs[owner].Index
 		if idx == nil {
 			idx = []string{"index.html"}
 		}
 		if !slices.Equal(idx, e.index) {
-			h := handlerOut{path: p, root: t.docroot, listing: e.listing, index: e.index}
+			h := importer.Handler{Path: p, Root: t.docroot, Listing: e.listing, Index: e.index}
 			if e.indexSrc != nil {
-				h.comment = t.comment(e.indexSrc, e.indexSrc.text())
+				h.Comment = t.comment(e.indexSrc, e.indexSrc.text())
 			}
 			hs = append(hs, h)
 			continue
 		}
 		h := &hs[owner]
-		if e.listing != h.listingAt(p) {
+		if e.listing != h.ListingAt(p) {
 			if e.listing {
-				h.listingOn = append(h.listingOn, p)
+				h.ListingOn = append(h.ListingOn, p)
 			} else {
-				h.listingOff = append(h.listingOff, p)
+				h.ListingOff = append(h.ListingOff, p)
 			}
 		}
 	}

@@ -8,12 +8,12 @@ import (
 	"strings"
 )
 
-// htpasswdFor makes the htpasswd identity for a user file named in the
+// HtpasswdFor makes the htpasswd identity for a user file named in the
 // source (relative names resolved against base). It reads the file, when it
 // can, to see which hash schemes it holds: warden accepts bcrypt, and
 // $apr1$ (MD5) and {SHA} only with allow_weak_hashes, which the translation
 // then sets so that the same users can sign in as before.
-func htpasswdFor(file, base, realm string, src Note) (*htpasswdOut, []Note) {
+func HtpasswdFor(file, base, realm string, src Note) (*HtpasswdFile, []Note) {
 	var notes []Note
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(base, file)
@@ -23,7 +23,7 @@ func htpasswdFor(file, base, realm string, src Note) (*htpasswdOut, []Note) {
 	if abs, err := filepath.Abs(file); err == nil {
 		file = abs
 	}
-	h := &htpasswdOut{file: file, realm: realm}
+	h := &HtpasswdFile{File: file, Realm: realm}
 	f, err := os.Open(file)
 	if err != nil {
 		n := src
@@ -46,12 +46,12 @@ func htpasswdFor(file, base, realm string, src Note) (*htpasswdOut, []Note) {
 		switch {
 		case strings.HasPrefix(hash, "$2y$"), strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"):
 		case strings.HasPrefix(hash, "$apr1$"), strings.HasPrefix(hash, "{SHA}"):
-			h.allowWeakHashes = true
+			h.AllowWeakHashes = true
 		default:
 			unsupported = append(unsupported, user)
 		}
 	}
-	if h.allowWeakHashes {
+	if h.AllowWeakHashes {
 		n := src
 		n.Kind = Approximate
 		n.Why = "the user file has MD5 ($apr1$) or SHA-1 ({SHA}) entries: allow_weak_hashes is set so they keep working; rehash them with htpasswd -B"

@@ -1,12 +1,12 @@
-package importer
+package nginx
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/warden-gateway/warden/internal/importer"
 )
 
 // ngxDirective is one nginx directive: name, arguments, and a block when it
@@ -55,31 +55,7 @@ type ngxParser struct {
 const (
 	maxIncludeDepth  = 16
 	maxIncludedFiles = 1000
-	// maxConfigBytes bounds one configuration file; real ones are
-	// kilobytes.
-	maxConfigBytes = 16 << 20
 )
-
-// readConfigFile reads a regular file of bounded size, so that a stray
-// include of a device or a huge file cannot hang the import.
-func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if info.Size() > maxConfigBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxConfigBytes)
-	}
-	return io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-}
 
 func (p *ngxParser) file(path string, depth int) ([]*ngxDirective, error) {
 	abs, err := filepath.Abs(path)
@@ -93,7 +69,7 @@ func (p *ngxParser) file(path string, depth int) ([]*ngxDirective, error) {
 	}
 	p.open = append(p.open, abs)
 	defer func() { p.open = p.open[:len(p.open)-1] }()
-	data, err := readConfigFile(path)
+	data, err := importer.ReadConfigFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read nginx config: %w", err)
 	}
