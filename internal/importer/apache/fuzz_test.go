@@ -16,10 +16,14 @@ func FuzzHtaccess(f *testing.F) {
 		}
 		f.Add(string(b))
 	}
-	for _, c := range apacheCases {
-		for _, text := range c.Htaccess {
-			f.Add(text)
+	inputs, _ := filepath.Glob(filepath.Join("testdata", "*", "htaccess", "*", ".htaccess"))
+	top, _ := filepath.Glob(filepath.Join("testdata", "*", "htaccess", ".htaccess"))
+	for _, p := range append(top, inputs...) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
 		}
+		f.Add(string(b))
 	}
 	f.Fuzz(func(t *testing.T, text string) {
 		dir := t.TempDir()

@@ -293,6 +293,17 @@ func StartNginx(t *testing.T, dir, body string) (base, confPath string) {
 	t.Helper()
 	nginx := Program(t, "nginx")
 	port := FreePort(t)
+	confPath = WriteNginxConf(t, dir, port, body)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	StartProcess(t, addr, dir, "", nginx, "-p", dir, "-c", confPath,
+		"-g", "daemon off; master_process on; pid "+filepath.Join(dir, "nginx.pid")+"; error_log stderr;")
+	return "http://" + addr, confPath
+}
+
+// WriteNginxConf writes dir/nginx.conf: one server on 127.0.0.1:port for
+// example.com with root dir/www around body.
+func WriteNginxConf(t *testing.T, dir string, port int, body string) string {
+	t.Helper()
 	for _, sub := range []string{"tmp", "logs"} {
 		os.MkdirAll(filepath.Join(dir, sub), 0o755)
 	}
@@ -314,14 +325,11 @@ http {
   }
 }
 `, dir, port, body)
-	confPath = filepath.Join(dir, "nginx.conf")
+	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	StartProcess(t, addr, dir, "", nginx, "-p", dir, "-c", confPath,
-		"-g", "daemon off; master_process on; pid "+filepath.Join(dir, "nginx.pid")+"; error_log stderr;")
-	return "http://" + addr, confPath
+	return confPath
 }
 
 var ApacheModules = []string{
@@ -476,6 +484,9 @@ type Case struct {
 	AllHashKinds bool
 	// Notes are substrings the importer's notes must contain.
 	Notes []string
+	// Direct, for golden cases only, imports a configuration kept in place
+	// under testdata/<Name>/ (relative paths and all).
+	Direct func() (*importer.Result, error)
 	// Diverge lists announced differences.
 	Diverge []Divergence
 }
@@ -514,22 +525,11 @@ type Importers struct {
 // counts.
 func Run(t *testing.T, c Case, imp Importers, upstream string) Stats {
 	dir := WorldDir(t)
-	www := filepath.Join(dir, "www")
-	MakeSite(t, www)
-	for _, f := range c.Files {
-		p := filepath.Join(www, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("content of /"+f+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if c.Nginx == "" && c.Htaccess == nil && c.DirsConf == "" {
+		Load(t, &c, filepath.Join("testdata", c.Name))
 	}
-	for link, target := range c.Symlinks {
-		if err := os.Symlink(expand(target, dir, upstream), filepath.Join(www, link)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	MakeSite(t, filepath.Join(dir, "www"))
+	setupFiles(t, c, dir, upstream)
 	htp := filepath.Join(dir, "users.htpasswd")
 	MakeHtpasswd(t, htp)
 	var extraVariants []variant
@@ -539,40 +539,17 @@ func Run(t *testing.T, c Case, imp Importers, upstream string) Stats {
 				variant{name: u.Kind + " wrong password", user: u.User, pwd: u.Password + "x"})
 		}
 	}
-
 	var serverBase string
-	var res *importer.Result
-	var err error
 	if c.Nginx != "" {
-		var confPath string
-		serverBase, confPath = StartNginx(t, dir, expand(c.Nginx, dir, upstream))
-		res, err = imp.Nginx(confPath)
+		serverBase, _ = StartNginx(t, dir, expand(c.Nginx, dir, upstream))
 	} else {
-		var files []string
-		for rel, text := range c.Htaccess {
-			p := filepath.Join(www, rel)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(expand(text, dir, upstream)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, p)
-		}
-		if c.DirsConf != "" {
-			p := filepath.Join(dir, "dirs.conf")
-			if err := os.WriteFile(p, []byte(expand(c.DirsConf, dir, upstream)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, p)
-		}
 		serverConf := "Options FollowSymLinks"
 		if c.ServerConf != nil {
 			serverConf = *c.ServerConf
 		}
 		serverBase = StartApache(t, dir, c.DirsConf, serverConf)
-		res, err = imp.Htaccess(www, files...)
 	}
+	res, err := importCase(t, c, imp, dir, upstream, 0)
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}
@@ -703,4 +680,60 @@ func UpstreamServer(t *testing.T) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// setupFiles adds the case's files, symlinks and .htaccess files to the
+// docroot dir/www, and its <Directory> file as dir/dirs.conf.
+func setupFiles(t *testing.T, c Case, dir, upstream string) {
+	t.Helper()
+	www := filepath.Join(dir, "www")
+	write := func(p, text string) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range c.Files {
+		write(filepath.Join(www, f), "content of /"+f+"\n")
+	}
+	for link, target := range c.Symlinks {
+		if err := os.Symlink(expand(target, dir, upstream), filepath.Join(www, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rel, text := range c.Htaccess {
+		write(filepath.Join(www, rel), expand(text, dir, upstream))
+	}
+	if c.DirsConf != "" {
+		write(filepath.Join(dir, "dirs.conf"), expand(c.DirsConf, dir, upstream))
+	}
+}
+
+// importCase runs the importer on the case's input under dir. port, when
+// not 0, is the port the nginx configuration listens on (Run has already
+// written it with the server's port).
+func importCase(t *testing.T, c Case, imp Importers, dir, upstream string, port int) (*importer.Result, error) {
+	t.Helper()
+	if c.Nginx != "" {
+		conf := filepath.Join(dir, "nginx.conf")
+		if port != 0 {
+			conf = WriteNginxConf(t, dir, port, expand(c.Nginx, dir, upstream))
+		}
+		return imp.Nginx(conf)
+	}
+	var files []string
+	rels := make([]string, 0, len(c.Htaccess))
+	for rel := range c.Htaccess {
+		rels = append(rels, rel)
+	}
+	sort.Strings(rels)
+	for _, rel := range rels {
+		files = append(files, filepath.Join(dir, "www", rel))
+	}
+	if c.DirsConf != "" {
+		files = append(files, filepath.Join(dir, "dirs.conf"))
+	}
+	return imp.Htaccess(filepath.Join(dir, "www"), files...)
 }

@@ -9,15 +9,20 @@ import (
 )
 
 func FuzzNginx(f *testing.F) {
-	for _, seed := range []string{"testdata/nginx/site.conf"} {
+	for _, seed := range []string{"testdata/site/site.conf"} {
 		b, err := os.ReadFile(seed)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(string(b))
 	}
-	for _, c := range nginxCases {
-		f.Add("server {\n" + c.Nginx + "\n}\n")
+	inputs, _ := filepath.Glob(filepath.Join("testdata", "*", "server.conf"))
+	for _, p := range inputs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add("server {\n" + string(b) + "\n}\n")
 	}
 	f.Fuzz(func(t *testing.T, text string) {
 		dir := t.TempDir()
