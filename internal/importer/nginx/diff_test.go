@@ -14,6 +14,11 @@ import (
 
 var nginxCases = []importtest.Case{
 	{
+		Name:   "index-redirect",
+		Family: "index redirect",
+		Source: "nginx documentation, ngx_http_index_module (index is an internal redirect)",
+	},
+	{
 		Name:  "allow-deny-order-and-inheritance",
 		Notes: []string{"events {...} (not an access-control setting)"},
 	},

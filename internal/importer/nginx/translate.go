@@ -635,13 +635,13 @@ func (t *ngxTranslator) rules() []importer.Rule {
 		}
 	}
 	ordered := t.orderedLocations()
-	indexRules, indexHandled := t.indexRedirectRules(ordered)
+	indexRules, indexHandled, walked := t.indexRedirectRules()
 	rules = append(rules, indexRules...)
 	for i, l := range ordered {
 		if l.mod != "=" && (i == 0 || ordered[i-1].mod == "=") {
 			rules = append(rules, t.barePathRules()...)
 		}
-		if !indexHandled[l] {
+		if !indexHandled[l] && !walked {
 			t.noteIndexRedirect(l, indexNames)
 		}
 		if l.isPrefix() && l.uri == "/" {
@@ -664,60 +664,155 @@ func (t *ngxTranslator) effs() []*ngxSettings {
 	return out
 }
 
-// indexRedirectRules emulates nginx's internal redirect to an index
-// document for exact locations such as "= /index.html": nginx answers a
-// request for the folder ("/") by redirecting it internally to the index
-// document, whose location's access rules then run as well. When the index
-// document exists under the folder's root, the exact location's refusing
-// rules are applied to the folder path too. A location whose rules would
-// allow (satisfy any) is left to the approximate note instead.
-func (t *ngxTranslator) indexRedirectRules(ordered []*ngxLocation) ([]importer.Rule, map[*ngxLocation]bool) {
-	handled := map[*ngxLocation]bool{}
-	var out []importer.Rule
-	for _, l := range ordered {
-		if l.mod != "=" || l.own.internal != nil {
+// maxIndexFolders bounds the folders indexRedirectRules looks at.
+const maxIndexFolders = 20000
+
+// indexRedirectRules emulates nginx's index module: a request for a folder
+// (/dir/) passes the access phase of the location chosen for /dir/, and is
+// then redirected internally to its first existing index document
+// (/dir/index.html), which is matched against the locations anew, so that
+// the rewrite and access phases of that location run too (ngx_http_index
+// module; ngx_http_internal_redirect). warden decides a folder by its own
+// path, so for each folder of the document roots whose index document falls
+// to another location, an exact region gives the folder both locations'
+// refusals, in nginx's order. The folders are those present at import time;
+// handled reports the locations so reached, found whether the roots could
+// be read at all.
+func (t *ngxTranslator) indexRedirectRules() (rules []importer.Rule, handled map[*ngxLocation]bool, found bool) {
+	handled = map[*ngxLocation]bool{}
+	roots := map[string]bool{}
+	if r := t.server.rootDir(); r != "" {
+		roots[r] = true
+	}
+	for _, l := range t.locations {
+		if r := l.eff.rootDir(); r != "" {
+			roots[r] = true
+		}
+	}
+	folders := map[string]bool{}
+	var order []string
+	for root := range roots {
+		if !filepath.IsAbs(root) {
 			continue
 		}
-		slash := strings.LastIndexByte(l.uri, '/')
-		dir, name := l.uri[:slash+1], l.uri[slash+1:]
-		if name == "" {
+		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
 			continue
 		}
+		found = true
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if len(folders) >= maxIndexFolders {
+				return filepath.SkipAll
+			}
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return nil
+			}
+			u := "/"
+			if rel != "." {
+				u = "/" + filepath.ToSlash(rel) + "/"
+			}
+			if !folders[u] {
+				folders[u] = true
+				order = append(order, u)
+			}
+			return nil
+		})
+	}
+	slices.Sort(order)
+	for _, dir := range order {
 		sel, _ := t.selectLocation(dir)
 		settings := &t.server
 		if sel != nil {
 			settings = &sel.eff
 		}
-		if sel != nil && sel.mod == "=" {
-			continue // the folder has its own exact location
+		if sel != nil && sel.own.internal != nil {
+			continue // refused before any index lookup
 		}
-		names := settings.indexFiles()
-		if len(names) == 0 || names[0] != name {
-			continue // nginx tries the first existing index; keep it simple
+		if sel != nil && sel.own.proxyPass != nil {
+			continue
 		}
 		root := settings.rootDir()
 		if root == "" {
 			continue
 		}
-		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(l.uri))); err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		pm := &importer.PathMatch{Exact: []string{dir}, CaseSensitive: true}
-		base := l.slug() + "-via-index"
-		rs := append(t.stepRules(base, pm, &l.eff, l.own.steps), t.accessRules(base, pm, &l.eff, l.label()+" (reached from "+dir+" by nginx's index redirect)")...)
-		ok := true
-		for _, r := range rs {
-			if r.Action == "allow" {
-				ok = false
+		var index string
+		for _, name := range settings.indexFiles() {
+			if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(dir), name)); err == nil && !fi.IsDir() {
+				index = dir + name
+				break
 			}
 		}
-		if !ok {
+		if index == "" {
 			continue
 		}
-		out = append(out, rs...)
-		handled[l] = true
+		target, _ := t.selectLocation(index)
+		if target == sel {
+			continue
+		}
+		if target != nil && target.own.internal != nil {
+			continue // an internal redirect may enter an internal location
+		}
+		pm := &importer.PathMatch{Exact: []string{dir}, CaseSensitive: true}
+		base := "index-" + importer.OrRoot(importer.Slug(dir))
+		var rs []importer.Rule
+		if sel != nil {
+			rs = append(rs, t.stepRules(base+"-dir", pm, &sel.eff, sel.own.steps)...)
+			rs = append(rs, asGates(t.accessRules(base+"-dir", pm, &sel.eff, sel.label()))...)
+		} else {
+			rs = append(rs, asGates(t.accessRules(base+"-dir", pm, &t.server, "server"))...)
+		}
+		label := "server"
+		if target != nil {
+			label = target.label()
+			rs = append(rs, t.stepRules(base+"-index", pm, &target.eff, target.own.steps)...)
+			rs = append(rs, asGates(t.accessRules(base+"-index", pm, &target.eff, target.label()+" (reached from "+dir+" by nginx's index redirect to "+index+")"))...)
+			handled[target] = true
+		} else {
+			rs = append(rs, asGates(t.accessRules(base+"-index", pm, &t.server, "server"))...)
+		}
+		d := t.serverD
+		if target != nil {
+			d = target.d
+		}
+		rs = append(rs, importer.Rule{
+			Name: base + "-end", Path: pm, Action: "allow", Synthetic: true,
+			Comment: t.comment(d, "nginx serves "+dir+" by an internal redirect to "+index+", which "+label+" decides as well"),
+		})
+		rules = append(rules, rs...)
 	}
-	return out, handled
+	if len(rules) > 0 {
+		t.note(t.serverD, importer.Approximate, fmt.Sprintf("nginx serves a folder by an internal redirect to its index document, which other locations may refuse: rules for the %d folders of the document root present now were written; import again when folders are added", len(folders)))
+	}
+	return rules, handled, found
+}
+
+// asGates turns a region's access rules into rules that only refuse or
+// pass on: satisfy any's "allow these addresses" followed by the sign-in
+// gate becomes one gate for the other addresses, so that later rules (the
+// index document's location) still apply to everyone.
+func asGates(rs []importer.Rule) []importer.Rule {
+	var out []importer.Rule
+	for i := 0; i < len(rs); i++ {
+		r := rs[i]
+		if r.Action == "allow" && !r.RequireAuth {
+			if i+1 < len(rs) && rs[i+1].RequireAuth && rs[i+1].Action == "" && r.Addrs != nil {
+				g := rs[i+1]
+				if !g.SetIP(r.Addrs.Complement()) {
+					i++ // every address passes without signing in
+					continue
+				}
+				out = append(out, g)
+				i++
+				continue
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // noteIndexRedirect reports exact and regex locations that can match an
