@@ -121,7 +121,7 @@ const pageScript = `
       var mid = new Int32Array(H0);
       for (var off = 0; off < full; off += 64) compress(mid, pre, off);
       var tail = pre.subarray(full);
-      var buf = new Uint8Array(128), st = new Int32Array(8), count = 0;
+      var buf = new Uint8Array(128), st = new Int32Array(8), count = 0, last = Date.now();
       for (;;) {
         var s = String(ctr), n = tail.length;
         buf.fill(0);
@@ -137,7 +137,9 @@ const pageScript = `
         if (end === 128) compress(st, buf, 64);
         if (diff === 0 || (st[0] >>> (32 - diff)) === 0) { postMessage({ counter: s, tries: count + 1 }); return; }
         ctr += step;
-        if (++count % 8192 === 0) postMessage({ progress: count });
+        // Report about five times a second, not per batch: a page that
+        // repaints hundreds of times a second slows the visitor's machine.
+        if (++count % 4096 === 0 && Date.now() - last >= 200) { last = Date.now(); postMessage({ progress: count }); }
       }
     };
   }
