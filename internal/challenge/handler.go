@@ -248,7 +248,7 @@ func (c *Challenger) Serve(w http.ResponseWriter, r *http.Request, clientIP neti
 	difficulty = clampDifficulty(difficulty)
 	target := safeTarget(r.URL.RequestURI())
 	method := r.Method
-	var fields url.Values
+	var fields []formField
 	carried := false
 	if method == http.MethodPost {
 		fields, carried = c.readForm(r)
@@ -285,14 +285,12 @@ func (c *Challenger) Serve(w http.ResponseWriter, r *http.Request, clientIP neti
 				buf = append(buf, '0')
 			}
 		case idxFields:
-			for name, values := range fields {
-				for _, v := range values {
-					buf = append(buf, `<input type="hidden" name="`...)
-					buf = appendHTMLEscaped(buf, name)
-					buf = append(buf, `" value="`...)
-					buf = appendHTMLEscaped(buf, v)
-					buf = append(buf, `">`...)
-				}
+			for _, f := range fields {
+				buf = append(buf, `<input type="hidden" name="`...)
+				buf = appendHTMLEscaped(buf, f.name)
+				buf = append(buf, `" value="`...)
+				buf = appendHTMLEscaped(buf, f.value)
+				buf = append(buf, `">`...)
 			}
 		}
 	}
@@ -320,10 +318,15 @@ var (
 	noReferrer      = []string{"same-origin"}
 )
 
+// formField is one name=value pair of a form, in the order it was sent.
+type formField struct{ name, value string }
+
 // readForm reads a challenged POST's urlencoded body so the page can carry
-// it through. A body of another type, or larger than MaxFormBytes, is not
-// carried (the visitor is asked to send it again).
-func (c *Challenger) readForm(r *http.Request) (url.Values, bool) {
+// it through, keeping the fields' order (url.ParseQuery would lose it, and
+// some handlers read forms in order). A body of another type, larger than
+// MaxFormBytes, or not valid urlencoding is not carried (the visitor is
+// asked to send it again).
+func (c *Challenger) readForm(r *http.Request) ([]formField, bool) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/x-www-form-urlencoded" || r.Body == nil {
 		return nil, false
@@ -332,11 +335,20 @@ func (c *Challenger) readForm(r *http.Request) (url.Values, bool) {
 	if err != nil || int64(len(body)) > c.cfg.MaxFormBytes {
 		return nil, false
 	}
-	v, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, false
+	var fields []formField
+	for pair := range strings.SplitSeq(string(body), "&") {
+		if pair == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		n, err1 := url.QueryUnescape(name)
+		v, err2 := url.QueryUnescape(value)
+		if err1 != nil || err2 != nil {
+			return nil, false
+		}
+		fields = append(fields, formField{n, v})
 	}
-	return v, true
+	return fields, true
 }
 
 // ServeHTTP is the verify endpoint: POST challenge, counter, method, url
@@ -351,18 +363,18 @@ func (c *Challenger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
-		c.cfg.Refuse(w, r, "challenge_failed", ReasonMalformed.Error())
+		c.cfg.Refuse(w, r, "challenge_failed", "challenge "+ReasonMalformed.Text())
 		return
 	}
 	clientIP, ok := c.cfg.ClientIP(r)
 	if !ok {
-		c.cfg.Refuse(w, r, "challenge_failed", ReasonWrongIP.Error())
+		c.cfg.Refuse(w, r, "challenge_failed", "challenge "+ReasonWrongIP.Text())
 		return
 	}
 	now := c.cfg.Now()
 	target := r.PostForm.Get("url")
 	if safeTarget(target) != target {
-		c.cfg.Refuse(w, r, "challenge_failed", ReasonWrongTarget.Error())
+		c.cfg.Refuse(w, r, "challenge_failed", "challenge "+ReasonWrongTarget.Text())
 		return
 	}
 	p, err := c.cfg.Keys.CheckSolution(r.PostForm.Get("challenge"), r.PostForm.Get("counter"),
@@ -371,7 +383,8 @@ func (c *Challenger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = ReasonReplayed
 	}
 	if err != nil {
-		c.cfg.Refuse(w, r, "challenge_failed", err.Error())
+		reason, _ := err.(Reason)
+		c.cfg.Refuse(w, r, "challenge_failed", "challenge "+reason.Text())
 		return
 	}
 	exp := now.Add(c.cfg.ClearanceTTL)

@@ -340,3 +340,28 @@ func TestCheckAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations", n)
 	}
 }
+
+func TestPageKeepsFieldOrder(t *testing.T) {
+	now := t0
+	c := newTestChallenger(t, &now)
+	req := httptest.NewRequest("POST", "/f", strings.NewReader("z=1&a=2&z=3&empty=&plus=a+b%21"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+	req.Header.Set("Accept", "text/html")
+	rec := httptest.NewRecorder()
+	c.Serve(rec, req, ipA, 4, now)
+	want := `<input type="hidden" name="z" value="1"><input type="hidden" name="a" value="2">` +
+		`<input type="hidden" name="z" value="3"><input type="hidden" name="empty" value="">` +
+		`<input type="hidden" name="plus" value="a b!">`
+	if !strings.Contains(rec.Body.String(), want) {
+		t.Fatalf("fields not carried in order:\n%s", rec.Body)
+	}
+	// A body that is not a form is not carried, and the page says so.
+	req = httptest.NewRequest("POST", "/f", strings.NewReader(`{"a":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/html")
+	rec = httptest.NewRecorder()
+	c.Serve(rec, req, ipA, 4, now)
+	if attr(t, rec.Body.String(), "data-carried") != "0" {
+		t.Fatal("a JSON body was marked as carried")
+	}
+}

@@ -74,6 +74,14 @@ func (r Reason) Error() string {
 	return "challenge: refused"
 }
 
+// Text is the reason as a phrase for people ("expired", "already redeemed").
+func (r Reason) Text() string {
+	if int(r) < len(reasonText) && reasonText[r] != "" {
+		return reasonText[r]
+	}
+	return "refused"
+}
+
 // Code is a stable snake_case name for logs and explain output.
 func (r Reason) Code() string {
 	if int(r) < len(reasonCode) && reasonCode[r] != "" {

@@ -43,15 +43,26 @@ func startZone(t *testing.T) *zone {
 	return z
 }
 
-func (z *zone) addPTR(ip, name string) {
-	rev, _ := dns.ReverseAddr(ip)
-	z.ptr[rev] = append(z.ptr[rev], dns.Fqdn(name))
+// The zone is changed by the test while the server goroutines read it.
+func (z *zone) edit(f func()) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	f()
 }
 
-func (z *zone) addAddr(name, ip string) { z.a[dns.Fqdn(name)] = append(z.a[dns.Fqdn(name)], ip) }
+func (z *zone) addPTR(ip, name string) {
+	rev, _ := dns.ReverseAddr(ip)
+	z.edit(func() { z.ptr[rev] = append(z.ptr[rev], dns.Fqdn(name)) })
+}
+
+func (z *zone) addAddr(name, ip string) {
+	z.edit(func() { z.a[dns.Fqdn(name)] = append(z.a[dns.Fqdn(name)], ip) })
+}
 
 func (z *zone) serve(w dns.ResponseWriter, req *dns.Msg) {
 	z.queries.Add(1)
+	z.mu.Lock()
+	defer z.mu.Unlock()
 	q := req.Question[0]
 	if z.silent[q.Name] {
 		return // no answer: the client times out
@@ -130,16 +141,16 @@ func TestCrawlerVerification(t *testing.T) {
 	// name outside the domain listed first.
 	z.addPTR("2001:db8::b1", "host.example.net")
 	z.addPTR("2001:db8::b1", "msnbot-2001-db8--b1.search.msn.com")
-	z.cname["msnbot-2001-db8--b1.search.msn.com."] = "edge.search.msn.com."
+	z.edit(func() { z.cname["msnbot-2001-db8--b1.search.msn.com."] = "edge.search.msn.com." })
 	z.addAddr("edge.search.msn.com", "2001:db8::b1")
 	// A Google PTR for Bing's claim: right forward, wrong crawler.
 	z.addPTR("192.0.2.11", "crawl-192-0-2-11.googlebot.com")
 	z.addAddr("crawl-192-0-2-11.googlebot.com", "192.0.2.11")
 	// A DNS server that does not answer, and one that fails.
 	silentRev, _ := dns.ReverseAddr("203.0.113.8")
-	z.silent[silentRev] = true
+	z.edit(func() { z.silent[silentRev] = true })
 	failRev, _ := dns.ReverseAddr("203.0.113.7")
-	z.servfail[failRev] = true
+	z.edit(func() { z.servfail[failRev] = true })
 
 	v := newTestVerifier(t, z)
 	ctx := context.Background()
@@ -193,7 +204,7 @@ func TestCrawlerCache(t *testing.T) {
 		t.Fatalf("within the TTL: %+v, %d queries", r, z.queries.Load()-q)
 	}
 	// Past the TTL the answer is asked again; the zone has changed meanwhile.
-	delete(z.a, "crawl-192-0-2-10.googlebot.com.")
+	z.edit(func() { delete(z.a, "crawl-192-0-2-10.googlebot.com.") })
 	if r := v.Verify(ctx, uaGoogle, ip, now.Add(61*time.Minute)); r.Outcome != ForwardMismatch || r.Cached {
 		t.Fatalf("after the TTL: %+v", r)
 	}
