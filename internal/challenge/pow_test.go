@@ -365,3 +365,21 @@ func TestPageKeepsFieldOrder(t *testing.T) {
 		t.Fatal("a JSON body was marked as carried")
 	}
 }
+
+func TestSecureCookieUnderTLS(t *testing.T) {
+	now := t0
+	c := newTestChallenger(t, &now)
+	ch := c.cfg.Keys.IssueChallenge(ipA, uaFF, "GET", "/", 2, now.Add(time.Minute), [16]byte{42})
+	counter, _ := Solve(ch, 2, 1<<12)
+	form := url.Values{"challenge": {ch}, "counter": {counter}, "method": {"GET"}, "url": {"/"}}
+	req := httptest.NewRequest("POST", "https://site.example"+c.VerifyPath(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Test-IP", ipA.String())
+	req.Header.Set("User-Agent", uaFF)
+	rec := httptest.NewRecorder()
+	c.ServeHTTP(rec, req)
+	cookies := rec.Result().Cookies()
+	if rec.Code != http.StatusNoContent || len(cookies) != 1 || !cookies[0].Secure || cookies[0].MaxAge != int(DefaultClearanceTTL/time.Second) {
+		t.Fatalf("%d %+v", rec.Code, cookies)
+	}
+}

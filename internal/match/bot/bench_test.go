@@ -39,8 +39,7 @@ func BenchmarkVerifyCachedCrawler(b *testing.B) {
 
 // BenchmarkWebBotAuth verifies one signed request (parse, base, Ed25519).
 func BenchmarkWebBotAuth(b *testing.B) {
-	t := &testing.T{}
-	s := newSigner(t, "https://agent.example")
+	s := newSigner(b, "https://agent.example")
 	dir := NewDirectory()
 	dir.AddJWKS(s.agent, s.jwks(true))
 	v := &WebBotAuth{Dir: dir}

@@ -22,7 +22,7 @@ type signer struct {
 	priv  ed25519.PrivateKey
 }
 
-func newSigner(t *testing.T, agent string) signer {
+func newSigner(t testing.TB, agent string) signer {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
