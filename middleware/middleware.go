@@ -97,12 +97,19 @@ func Caller(ctx context.Context) (id string, roles []string, ok bool) {
 // inspected, and no identity headers a client set for itself.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := g.eng.VerifyEndpoint(r); h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
 		o := &engine.Outcome{Front: "middleware"}
 		wire := engine.FromHTTP(r)
 		g.eng.Judge(&wire, o)
 		w.Header().Set("X-Request-Id", o.ID)
 		if o.Refused() {
-			g.eng.Write(w, o)
+			if !g.eng.ServeChallenge(w, r, o) {
+				g.eng.Respond(w, o)
+			}
+			g.eng.Log(o)
 			return
 		}
 		r2 := r.Clone(r.Context())

@@ -38,12 +38,14 @@ type Config struct {
 	WAF         *WAF              `yaml:"waf"`
 	Limits      Limits            `yaml:"limits"`
 	Log         Log               `yaml:"log"`
-	// ForwardAuth, ExtAuthz and Admin are listeners beside the gateway's
-	// (see services.go); absent sections run no listener.
 	// Bans turn repeated refusals into temporary bans (fail2ban-style);
 	// State says where counters and bans are kept.
-	Bans        []Ban        `yaml:"bans"`
-	State       *State       `yaml:"state"`
+	Bans  []Ban  `yaml:"bans"`
+	State *State `yaml:"state"`
+	// Challenge configures the browser challenge (action: challenge).
+	Challenge *Challenge `yaml:"challenge"`
+	// ForwardAuth, ExtAuthz and Admin are listeners beside the gateway's
+	// (see services.go); absent sections run no listener.
 	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
 	ExtAuthz    *ExtAuthz    `yaml:"ext_authz"`
 	Admin       *Admin       `yaml:"admin"`
@@ -89,6 +91,16 @@ type Rule struct {
 	// request is refused with 429. A rule with a rate limit and no action
 	// lets a request within the limit go on to the next rule.
 	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Challenge sets the proof of work of an action: challenge rule.
+	Challenge *RuleChallenge `yaml:"challenge"`
+}
+
+// RuleChallenge is a challenge rule's setting.
+type RuleChallenge struct {
+	Pos Pos
+	// Difficulty is the leading zero bits of SHA-256 the browser must find
+	// (default 16: well under a second in a browser).
+	Difficulty int `yaml:"difficulty"`
 }
 
 // When holds a rule's matchers; all given must match.

@@ -55,3 +55,13 @@ type Redis struct {
 	DB           int      `yaml:"db"`
 	Timeout      Duration `yaml:"timeout"`
 }
+
+// Challenge configures the browser challenge: where its signing key lives
+// (the same file on every replica), how long a clearance lasts.
+type Challenge struct {
+	Pos Pos
+	// KeyFile holds the HMAC key; generated (mode 0600) when missing.
+	KeyFile      Scalar   `yaml:"key_file"`
+	ClearanceTTL Duration `yaml:"clearance_ttl"`
+	CookieName   Scalar   `yaml:"cookie_name"`
+}

@@ -156,6 +156,11 @@ type Decision struct {
 	// Credentials says what became of the caller's credentials when a rule
 	// asked who is calling (CredentialsUnknown when none did).
 	Credentials Credentials
+	// Difficulty is the proof of work a challenge asks (Action Challenge).
+	Difficulty int
+	// ChallengeState says what a challenge rule found: "none" (no
+	// clearance), "valid", or "failed: " and why.
+	ChallengeState string
 	// Would names the first report-only rule that would have refused the
 	// request (its Code is empty when none would).
 	Would Would

@@ -37,18 +37,20 @@ type Record struct {
 	Roles     []string `json:"roles,omitempty"`
 	Scopes    []string `json:"scopes,omitempty"`
 	// Credentials: none, valid, invalid or unavailable, when a rule asked.
-	Credentials string          `json:"credentials,omitempty"`
-	Stage       string          `json:"stage"`
-	Action      string          `json:"action"`
-	Code        string          `json:"code,omitempty"`
-	Status      int             `json:"status,omitempty"`
-	Reason      string          `json:"reason,omitempty"`
-	Rule        string          `json:"rule,omitempty"`
-	RuleAt      string          `json:"rule_at,omitempty"`
-	Detail      string          `json:"detail,omitempty"`
-	Handler     string          `json:"handler,omitempty"`
-	Trace       []decision.Step `json:"trace,omitempty"`
-	WAF         *WAFRecord      `json:"waf,omitempty"`
+	Credentials string `json:"credentials,omitempty"`
+	// Challenge is what a challenge rule found: none, valid, failed: why.
+	Challenge string          `json:"challenge,omitempty"`
+	Stage     string          `json:"stage"`
+	Action    string          `json:"action"`
+	Code      string          `json:"code,omitempty"`
+	Status    int             `json:"status,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+	Rule      string          `json:"rule,omitempty"`
+	RuleAt    string          `json:"rule_at,omitempty"`
+	Detail    string          `json:"detail,omitempty"`
+	Handler   string          `json:"handler,omitempty"`
+	Trace     []decision.Step `json:"trace,omitempty"`
+	WAF       *WAFRecord      `json:"waf,omitempty"`
 	// WouldDeny names the first report-only rule that would have refused.
 	WouldDeny *WouldRecord `json:"would_deny,omitempty"`
 	// RateLimits are the counters the request was charged against.
@@ -139,6 +141,7 @@ func (o *Outcome) Record() Record {
 		rec.Principal, rec.Roles, rec.Scopes = caller.ID, caller.Roles, caller.Scopes
 	}
 	rec.Credentials = d.Credentials.String()
+	rec.Challenge = d.ChallengeState
 	if o.Stage >= StagePolicy {
 		rec.Trace = o.Steps()
 	}
@@ -248,6 +251,7 @@ func (rec *Record) Attrs() []slog.Attr {
 		a = append(a, slog.Any("scopes", rec.Scopes))
 	}
 	str("credentials", rec.Credentials)
+	str("challenge", rec.Challenge)
 	a = append(a, slog.String("stage", rec.Stage), slog.String("action", rec.Action))
 	str("code", rec.Code)
 	if rec.Status != 0 {

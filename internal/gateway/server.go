@@ -109,10 +109,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.Log(o)
 	}()
+	if h := s.VerifyEndpoint(r); h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
 	s.Judge(&wire, o)
 	w.Header().Set("X-Request-Id", o.ID)
 	if o.Refused() {
-		s.Respond(w, o)
+		if !s.ServeChallenge(w, r, o) {
+			s.Respond(w, o)
+		}
 		return
 	}
 	s.serve(&recorder{ResponseWriter: w, o: o}, r, o)

@@ -23,6 +23,8 @@ type compiler struct {
 	errs    config.Errors
 	lists   map[string]*ipmatch.Set
 	p       *Policy
+	// challengeFailed: the challenger could not be built (said once).
+	challengeFailed bool
 }
 
 func (c *compiler) errf(pos config.Pos, hint, format string, args ...any) {
@@ -210,6 +212,8 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 		r.action = decision.Deny
 	case "conceal":
 		r.action = decision.Conceal
+	case "challenge":
+		r.action = decision.Challenge
 	case "":
 		if rc.Require == nil && rc.RateLimit == nil {
 			c.errf(rc.Pos, "add action: allow, deny or conceal", "rule %q has no action", r.name)
@@ -217,7 +221,7 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 		r.gate = true
 		r.action = decision.Allow
 	default:
-		c.errf(rc.Action.Pos, "", "rule %q: action must be allow, deny or conceal, not %q", r.name, rc.Action.Value)
+		c.errf(rc.Action.Pos, "", "rule %q: action must be allow, deny, conceal or challenge, not %q", r.name, rc.Action.Value)
 	}
 	// Case sensitivity: rules that can refuse (deny, conceal, require) match
 	// case-insensitively, so that "/ADMIN/" cannot dodge them in front of a
@@ -278,6 +282,7 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 	r.notIP, r.notSrc = c.ipSet(w.NotIP, w.NotIPList, "not_ip")
 	c.compileConds(&r, rc)
 	c.compileRateLimit(&r, rc)
+	c.compileChallengeRule(&r, rc)
 	switch rc.Mode.Value {
 	case "", "enforce":
 	case "report":

@@ -56,6 +56,7 @@ const (
 	hitDecides          // the rule's action applies
 	hitDefault          // no rule decided
 	hitReport           // a report-only rule would have refused
+	hitCleared          // a challenge rule found a valid clearance
 )
 
 func (t *Trail) add(s trailStep) {
@@ -94,6 +95,9 @@ func (p *Policy) Steps(t *Trail, req *canonical.Request, d *decision.Decision) [
 			st.Note = r.why(s.miss, req)
 		case hitRefused:
 			st.Note = "requirement not met: " + d.Reason
+			if r.action == decision.Challenge && r.require == nil {
+				st.Note = "decides: challenge (" + d.ChallengeState + ")"
+			}
 		case hitGatePass:
 			st.Note = "requirement met; going on"
 			if r.require == nil {
@@ -101,6 +105,8 @@ func (p *Policy) Steps(t *Trail, req *canonical.Request, d *decision.Decision) [
 			}
 		case hitReport:
 			st.Note = wouldNote(s.would)
+		case hitCleared:
+			st.Note = "valid clearance; going on"
 		case hitUnknown:
 			st.Note = "decides: deny, but the caller is not known: " + d.Reason
 		case hitDecides:
@@ -157,6 +163,9 @@ func (p *Policy) Evaluate(req *canonical.Request, now time.Time, ev *Eval) (d de
 		if ctx.would.Code != "" {
 			d.Would = ctx.would
 		}
+		if ctx.challenge != "" && d.ChallengeState == "" {
+			d.ChallengeState = ctx.challenge
+		}
 	}()
 	var cand pathmatch.Candidates
 	p.index.Lookup(req.Path, req.LowerPath, &cand)
@@ -197,6 +206,16 @@ func (p *Policy) Evaluate(req *canonical.Request, now time.Time, ev *Eval) (d de
 		}
 		if r.gate {
 			tr.add(trailStep{rule: int32(next), hit: hitGatePass})
+			continue
+		}
+		if r.action == decision.Challenge {
+			d, state, challenged := r.checkChallenge(ctx)
+			ctx.challenge = state
+			if challenged {
+				tr.add(trailStep{rule: int32(next), hit: hitRefused})
+				return d
+			}
+			tr.add(trailStep{rule: int32(next), hit: hitCleared})
 			continue
 		}
 		if r.action == decision.Deny && r.needsIdentity {

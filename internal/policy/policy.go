@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-gateway/warden/internal/canonical"
+	"github.com/warden-gateway/warden/internal/challenge"
 	"github.com/warden-gateway/warden/internal/decision"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/match/ipmatch"
@@ -39,6 +40,7 @@ type Policy struct {
 	// bans and rate limits: the policy's effects (effects.go).
 	bans        []Ban
 	rateLimited bool
+	challenger  *challenge.Challenger
 	// scratch recycles the per-request evalCtx. Conditions receive it
 	// through an interface, so the compiler cannot keep it on Decide's
 	// stack; without the pool every decision would allocate one.
@@ -78,6 +80,8 @@ type rule struct {
 	report bool
 	// rate is the rule's rate limit, charged whenever the rule matches.
 	rate *RateLimit
+	// difficulty is a challenge rule's proof of work.
+	difficulty int
 }
 
 // cond is a matcher family beyond the built-in ones: user agent, referer,
@@ -109,6 +113,8 @@ type evalCtx struct {
 	id     identity.Result
 	// would is the first report-only rule that would have refused.
 	would decision.Would
+	// challenge is the state of the last challenge rule looked at.
+	challenge string
 	// geo memo
 	geoDone bool
 	country string
