@@ -297,7 +297,7 @@ func (c *Challenger) Serve(w http.ResponseWriter, r *http.Request, clientIP neti
 	hdr := w.Header()
 	hdr["Content-Type"] = contentTypeHTML
 	hdr["Cache-Control"] = cacheNoStore
-	hdr["Content-Security-Policy"] = []string{c.page.csp}
+	hdr["Content-Security-Policy"] = c.page.csp
 	hdr["X-Robots-Tag"] = noIndex
 	hdr["Referrer-Policy"] = noReferrer
 	hdr["Content-Length"] = []string{strconv.Itoa(len(buf))}
