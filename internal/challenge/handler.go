@@ -189,6 +189,9 @@ type Status struct {
 // client's address, the request's User-Agent, now, and the difficulty the
 // rule asks. It allocates nothing.
 func (c *Challenger) Check(h http.Header, clientIP netip.Addr, now time.Time, minDifficulty int) Status {
+	// Serve clamps the difficulty it issues at; asking more here than can
+	// be issued would send a visitor round the challenge for ever.
+	minDifficulty = clampDifficulty(minDifficulty)
 	v, ok := CookieValue(h, c.cfg.CookieName)
 	if !ok {
 		return Status{}

@@ -383,3 +383,13 @@ func TestSecureCookieUnderTLS(t *testing.T) {
 		t.Fatalf("%d %+v", rec.Code, cookies)
 	}
 }
+
+func TestCheckClampsDifficulty(t *testing.T) {
+	now := t0
+	c := newTestChallenger(t, &now)
+	tok := c.cfg.Keys.IssueClearance(ipA, uaFF, MaxDifficulty, t0.Add(time.Hour))
+	h := http.Header{"Cookie": {DefaultCookieName + "=" + tok}, "User-Agent": {uaFF}}
+	if st := c.Check(h, ipA, now, MaxDifficulty+8); st.State != StateValid {
+		t.Fatalf("a clearance at the highest difficulty that can be issued: %+v", st)
+	}
+}
