@@ -185,6 +185,18 @@ type Status struct {
 	Clearance Clearance
 }
 
+// String is the state as explain and the decision log show it: "none",
+// "valid (difficulty 16)", "failed: expired".
+func (s Status) String() string {
+	switch s.State {
+	case StateValid:
+		return "valid (difficulty " + strconv.Itoa(s.Clearance.Difficulty) + ")"
+	case StateFailed:
+		return "failed: " + s.Reason.Code()
+	}
+	return "none"
+}
+
 // Check reads the clearance cookie of a request and verifies it against the
 // client's address, the request's User-Agent, now, and the difficulty the
 // rule asks. It allocates nothing.

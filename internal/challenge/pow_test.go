@@ -178,7 +178,13 @@ func TestVerifyEndpointRedeemsOnce(t *testing.T) {
 	if st := c.Check(h, ipA, now, 7); st.State != StateFailed || st.Reason != ReasonDifficultyTooLow {
 		t.Fatalf("check at higher difficulty: %+v", st)
 	}
-	if st := c.Check(http.Header{}, ipA, now, 6); st.State != StateNone {
+	if st := c.Check(h, ipB, now, 6); st.String() != "failed: wrong_ip" {
+		t.Fatalf("status text %q", st)
+	}
+	if st := c.Check(h, ipA, now, 6); st.String() != "valid (difficulty 6)" {
+		t.Fatalf("status text %q", st)
+	}
+	if st := c.Check(http.Header{}, ipA, now, 6); st.State != StateNone || st.String() != "none" {
 		t.Fatalf("no cookie: %+v", st)
 	}
 	// Within its binding, a second redemption of the same solution is refused.
