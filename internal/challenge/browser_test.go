@@ -69,6 +69,12 @@ func newSite(t *testing.T, difficulty int) *site {
 				r.Method, html.EscapeString(r.URL.RequestURI()))
 		})
 	})
+	mux.HandleFunc("/always/", func(w http.ResponseWriter, r *http.Request) {
+		// A site that never sees the cookie (as when a browser blocks it).
+		ip, _ := PeerIP(r)
+		s.pages.Add(1)
+		c.Serve(w, r, ip, 4, time.Now())
+	})
 	mux.HandleFunc("/submit", func(w http.ResponseWriter, r *http.Request) {
 		protected(w, r, func(w http.ResponseWriter, r *http.Request) {
 			if err := r.ParseForm(); err != nil {
@@ -305,5 +311,26 @@ func TestProgramsGetJSONRefusal(t *testing.T) {
 			p.Code != "challenge_required" || p.Status != 403 || !strings.Contains(p.Hint, "API key") || !strings.Contains(p.Hint, "verified bot") {
 			t.Fatalf("%v: %d %s %s", h, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
+	}
+}
+
+// A browser whose cookie never reaches the site is not sent round the
+// challenge for ever: the page stops after three rounds in a minute and
+// says that cookies are needed.
+func TestBrowserChallengeLoopStops(t *testing.T) {
+	ctx := browser(t)
+	s := newSite(t, 10)
+	if err := step(ctx,
+		chromedp.Navigate(s.URL+"/always/x"),
+		chromedp.WaitVisible(chromedp.ID("warden-retry")), // shown when the page gives up
+	); err != nil {
+		t.Fatalf("no loop guard: %v (pages %d, verifies %d)", err, s.pages.Load(), s.verifies.Load())
+	}
+	status := get(ctx, t, chromedp.Evaluate[string](`document.getElementById("warden-status").textContent`))
+	if !strings.Contains(status, "did not keep its cookie") {
+		t.Fatalf("status %q", status)
+	}
+	if n := s.pages.Load(); n != 4 {
+		t.Fatalf("%d challenge pages before the guard stopped, want 4", n)
 	}
 }

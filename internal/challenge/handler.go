@@ -185,10 +185,25 @@ type Status struct {
 	Clearance Clearance
 }
 
+// String is the state as explain and the decision log show it: "none",
+// "valid (difficulty 16)", "failed: expired".
+func (s Status) String() string {
+	switch s.State {
+	case StateValid:
+		return "valid (difficulty " + strconv.Itoa(s.Clearance.Difficulty) + ")"
+	case StateFailed:
+		return "failed: " + s.Reason.Code()
+	}
+	return "none"
+}
+
 // Check reads the clearance cookie of a request and verifies it against the
 // client's address, the request's User-Agent, now, and the difficulty the
 // rule asks. It allocates nothing.
 func (c *Challenger) Check(h http.Header, clientIP netip.Addr, now time.Time, minDifficulty int) Status {
+	// Serve clamps the difficulty it issues at; asking more here than can
+	// be issued would send a visitor round the challenge for ever.
+	minDifficulty = clampDifficulty(minDifficulty)
 	v, ok := CookieValue(h, c.cfg.CookieName)
 	if !ok {
 		return Status{}
@@ -297,7 +312,7 @@ func (c *Challenger) Serve(w http.ResponseWriter, r *http.Request, clientIP neti
 	hdr := w.Header()
 	hdr["Content-Type"] = contentTypeHTML
 	hdr["Cache-Control"] = cacheNoStore
-	hdr["Content-Security-Policy"] = []string{c.page.csp}
+	hdr["Content-Security-Policy"] = c.page.csp
 	hdr["X-Robots-Tag"] = noIndex
 	hdr["Referrer-Policy"] = noReferrer
 	hdr["Content-Length"] = []string{strconv.Itoa(len(buf))}

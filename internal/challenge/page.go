@@ -154,6 +154,22 @@ const pageScript = `
   }
   retry.addEventListener("click", function () { location.reload(); });
 
+  // A browser that drops the clearance cookie (cookies blocked, or a
+  // Secure cookie on plain HTTP) would be challenged again after every
+  // solution, for ever. Three challenges within a minute in this tab stop
+  // the loop and say why.
+  try {
+    var seen = JSON.parse(sessionStorage.getItem("warden-challenges") || "[]");
+    var t = Date.now();
+    seen = seen.filter(function (x) { return t - x < 60000; });
+    seen.push(t);
+    sessionStorage.setItem("warden-challenges", JSON.stringify(seen));
+    if (seen.length > 3) {
+      fail("Your browser passed the check but did not keep its cookie, so the site keeps asking. Allow cookies for this site and try again.");
+      return;
+    }
+  } catch (e) { /* no sessionStorage: no loop guard */ }
+
   if (typeof Worker === "undefined" || typeof Blob === "undefined") {
     fail("This browser cannot run the check (no Web Workers). " + document.getElementById("warden-alt").textContent);
     return;
@@ -255,7 +271,7 @@ type page struct {
 	pieces [][]byte // static text; pieces[i] comes before slots[i]
 	slots  []int    // which dynamic value goes after pieces[i]
 	size   int      // total static bytes
-	csp    string
+	csp    []string // the Content-Security-Policy header value
 }
 
 type pageData struct {
@@ -306,9 +322,9 @@ func buildPage(verifyPath, contact string) (*page, error) {
 	}
 	scriptHash := sha256.Sum256([]byte(pageScript))
 	styleHash := sha256.Sum256([]byte(pageStyle))
-	p.csp = "default-src 'none'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(scriptHash[:]) +
+	p.csp = []string{"default-src 'none'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(scriptHash[:]) +
 		"'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(styleHash[:]) +
-		"'; worker-src blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+		"'; worker-src blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"}
 	return p, nil
 }
 

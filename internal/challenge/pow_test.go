@@ -178,7 +178,13 @@ func TestVerifyEndpointRedeemsOnce(t *testing.T) {
 	if st := c.Check(h, ipA, now, 7); st.State != StateFailed || st.Reason != ReasonDifficultyTooLow {
 		t.Fatalf("check at higher difficulty: %+v", st)
 	}
-	if st := c.Check(http.Header{}, ipA, now, 6); st.State != StateNone {
+	if st := c.Check(h, ipB, now, 6); st.String() != "failed: wrong_ip" {
+		t.Fatalf("status text %q", st)
+	}
+	if st := c.Check(h, ipA, now, 6); st.String() != "valid (difficulty 6)" {
+		t.Fatalf("status text %q", st)
+	}
+	if st := c.Check(http.Header{}, ipA, now, 6); st.State != StateNone || st.String() != "none" {
 		t.Fatalf("no cookie: %+v", st)
 	}
 	// Within its binding, a second redemption of the same solution is refused.
@@ -381,5 +387,15 @@ func TestSecureCookieUnderTLS(t *testing.T) {
 	cookies := rec.Result().Cookies()
 	if rec.Code != http.StatusNoContent || len(cookies) != 1 || !cookies[0].Secure || cookies[0].MaxAge != int(DefaultClearanceTTL/time.Second) {
 		t.Fatalf("%d %+v", rec.Code, cookies)
+	}
+}
+
+func TestCheckClampsDifficulty(t *testing.T) {
+	now := t0
+	c := newTestChallenger(t, &now)
+	tok := c.cfg.Keys.IssueClearance(ipA, uaFF, MaxDifficulty, t0.Add(time.Hour))
+	h := http.Header{"Cookie": {DefaultCookieName + "=" + tok}, "User-Agent": {uaFF}}
+	if st := c.Check(h, ipA, now, MaxDifficulty+8); st.State != StateValid {
+		t.Fatalf("a clearance at the highest difficulty that can be issued: %+v", st)
 	}
 }

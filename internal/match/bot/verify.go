@@ -72,6 +72,11 @@ type Config struct {
 	PositiveTTL, NegativeTTL, FailureTTL time.Duration
 	// MaxEntries bounds the cache.
 	MaxEntries int
+	// MaxInflight bounds the lookups running at once. A flood of fake
+	// "Googlebot" requests from many addresses would otherwise become as
+	// many DNS queries; past the bound a claim is not believed
+	// (LookupFailed, fail closed) until lookups drain.
+	MaxInflight int
 }
 
 // Verifier checks crawler claims, with a bounded cache of verdicts.
@@ -117,6 +122,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100_000
 	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 64
+	}
 	return &Verifier{cfg: cfg, cache: map[cacheKey]cacheEntry{}, inflight: map[cacheKey]*call{}}, nil
 }
 
@@ -155,6 +163,10 @@ func (v *Verifier) Verify(ctx context.Context, userAgent string, ip netip.Addr, 
 		case <-ctx.Done():
 			return Result{Outcome: LookupFailed, Crawler: v.cfg.Crawlers[ci].Name}
 		}
+	}
+	if len(v.inflight) >= v.cfg.MaxInflight {
+		v.mu.Unlock()
+		return Result{Outcome: LookupFailed, Crawler: v.cfg.Crawlers[ci].Name}
 	}
 	c := &call{done: make(chan struct{})}
 	v.inflight[key] = c
