@@ -108,4 +108,3 @@ func (r *rule) checkChallenge(ctx *evalCtx) (decision.Decision, string, bool) {
 	d.Detail = challenge.Hint()
 	return d, "none", true
 }
-
