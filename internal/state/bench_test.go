@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -82,5 +83,21 @@ func BenchmarkMemoryStrike(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		m.Strike(ctx, keys[i&4095], p, t0)
+	}
+}
+
+// BenchmarkBaselineMutexMap is the baseline for BenchmarkMemoryAllow in the
+// same run: the least a shared counter can cost, one mutex and one map
+// lookup and store of an int64, with no eviction and no bound.
+func BenchmarkBaselineMutexMap(b *testing.B) {
+	var mu sync.Mutex
+	m := make(map[string]int64, 4096)
+	keys := benchKeys(4096)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		mu.Lock()
+		m[keys[i&4095]] += int64(i)
+		mu.Unlock()
 	}
 }
