@@ -26,9 +26,11 @@ func BenchmarkMemoryAllow(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		m.Allow(ctx, keys[i&4095], lim, t0.Add(time.Duration(i)*time.Microsecond))
 	}
+	reportCPU(b, cpu0)
 }
 
 func BenchmarkMemoryAllowParallel(b *testing.B) {
@@ -55,9 +57,11 @@ func BenchmarkMemoryAllowFlood(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		m.Allow(ctx, keys[i&(1<<20-1)], lim, t0)
 	}
+	reportCPU(b, cpu0)
 }
 
 func BenchmarkMemoryBanned(b *testing.B) {
@@ -69,9 +73,11 @@ func BenchmarkMemoryBanned(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		m.Banned(ctx, keys[i&4095], t0)
 	}
+	reportCPU(b, cpu0)
 }
 
 func BenchmarkMemoryStrike(b *testing.B) {
@@ -81,9 +87,11 @@ func BenchmarkMemoryStrike(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		m.Strike(ctx, keys[i&4095], p, t0)
 	}
+	reportCPU(b, cpu0)
 }
 
 // BenchmarkBaselineMutexMap is the baseline for BenchmarkMemoryAllow in the
@@ -95,9 +103,11 @@ func BenchmarkBaselineMutexMap(b *testing.B) {
 	keys := benchKeys(4096)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		mu.Lock()
 		m[keys[i&4095]] += int64(i)
 		mu.Unlock()
 	}
+	reportCPU(b, cpu0)
 }
