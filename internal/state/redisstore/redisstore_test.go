@@ -443,6 +443,46 @@ func TestConcurrentOutageNoPileUp(t *testing.T) {
 	}
 }
 
+// TestLiftedBanStaysLifted: A has seen a ban (and mirrored it locally); B
+// lifts it; then A goes through an outage and its recovery. The copy of
+// A's local bans to Redis must not bring the lifted ban back.
+func TestLiftedBanStaysLifted(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := replica(t, srv.Addr, Options{Timeout: 200 * time.Millisecond, Cooldown: time.Second})
+	b, _ := replica(t, srv.Addr, Options{Timeout: time.Second})
+	ctx := context.Background()
+	now := t0
+	for i := 0; i < 5; i++ {
+		a.Strike(ctx, "ip:192.0.2.80", bruteForce, now) // earned through A
+	}
+	if err := b.Ban(ctx, "ip:192.0.2.81", now.Add(time.Hour), "by hand", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, banned, _ := a.Banned(ctx, "ip:192.0.2.81", now); !banned {
+		t.Fatal("A does not see B's ban")
+	}
+	for _, k := range []string{"ip:192.0.2.80", "ip:192.0.2.81"} {
+		if was, err := b.Unban(ctx, k, now); err != nil || !was {
+			t.Fatalf("Unban %s through B: %v %v", k, was, err)
+		}
+	}
+	srv.Stop()
+	if _, _, err := a.Banned(ctx, "ip:192.0.2.1", now); !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("with Redis stopped: %v", err)
+	}
+	srv.Restart()
+	now = now.Add(2 * time.Second)
+	if _, _, err := a.Banned(ctx, "ip:192.0.2.1", now); err != nil {
+		t.Fatalf("after Redis returned: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // the copy runs in the background
+	for _, k := range []string{"ip:192.0.2.80", "ip:192.0.2.81"} {
+		if _, banned, _ := b.Banned(ctx, k, now); banned {
+			t.Fatalf("%s, lifted through B, came back after A's outage", k)
+		}
+	}
+}
+
 func TestNewNeedsAddr(t *testing.T) {
 	if _, err := New(Options{}); err == nil {
 		t.Fatal("New without addr succeeded")
