@@ -483,6 +483,64 @@ func TestLiftedBanStaysLifted(t *testing.T) {
 	}
 }
 
+// TestPasswordFloodAcrossReplicas: 30 wrong passwords from one address in
+// half a second, fired concurrently through two replicas, while other
+// addresses strike once each. The scripts are atomic, so the flooder is
+// banned at exactly the 10th strike, then (counting afresh) the 20th and
+// 30th, each ban twice as long; nobody else is banned.
+func TestPasswordFloodAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := replica(t, srv.Addr, Options{Timeout: time.Second})
+	b, _ := replica(t, srv.Addr, Options{Timeout: time.Second})
+	ctx := context.Background()
+	pol := state.BanPolicy{Name: "brute-force", After: 10, Within: time.Minute, BanFor: 10 * time.Minute, Factor: 2, MaxBan: 24 * time.Hour}
+	flooder := "ip:203.0.113.66"
+	var bans atomic.Int64
+	var longest atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(2)
+		r := a
+		if i%2 == 1 {
+			r = b
+		}
+		now := t0.Add(time.Duration(i) * 16 * time.Millisecond)
+		go func() {
+			defer wg.Done()
+			banned, until, err := r.Strike(ctx, flooder, pol, now)
+			if err != nil {
+				t.Error(err)
+			}
+			if banned {
+				bans.Add(1)
+				for {
+					l := longest.Load()
+					if int64(until.Sub(now)) <= l || longest.CompareAndSwap(l, int64(until.Sub(now))) {
+						break
+					}
+				}
+			}
+		}()
+		go func(i int) {
+			defer wg.Done()
+			if banned, _, _ := r.Strike(ctx, fmt.Sprintf("ip:198.51.100.%d", i), pol, now); banned {
+				t.Errorf("a client with one wrong password was banned")
+			}
+		}(i)
+	}
+	wg.Wait()
+	if bans.Load() != 3 {
+		t.Fatalf("30 concurrent strikes with after: 10 gave %d bans, want 3", bans.Load())
+	}
+	bl, _ := b.ListBans(ctx, t0.Add(time.Second))
+	if len(bl) != 1 || bl[0].Key != flooder || bl[0].Level != 3 {
+		t.Fatalf("bans: %+v, want the flooder alone at level 3", bl)
+	}
+	if got := time.Duration(longest.Load()); got < 39*time.Minute || got > 40*time.Minute {
+		t.Fatalf("third ban lasts %s, want about 40m (10m, 20m, 40m)", got)
+	}
+}
+
 func TestNewNeedsAddr(t *testing.T) {
 	if _, err := New(Options{}); err == nil {
 		t.Fatal("New without addr succeeded")
