@@ -23,8 +23,9 @@ type compiler struct {
 	errs    config.Errors
 	lists   map[string]*ipmatch.Set
 	p       *Policy
-	// challengeFailed: the challenger could not be built (said once).
-	challengeFailed bool
+	// challengeFailed, botsFailed: the challenger or the bot identifier
+	// could not be built (said once).
+	challengeFailed, botsFailed bool
 }
 
 func (c *compiler) errf(pos config.Pos, hint, format string, args ...any) {

@@ -179,6 +179,7 @@ func (c *compiler) compileConds(r *rule, rc *config.Rule) {
 		r.conds = append(r.conds, authCond{want: *w.Authenticated})
 		r.needsIdentity = true
 	}
+	c.compileBotCond(r, w)
 }
 
 // exprCond is a CEL expression rule. Expressions are type-checked when the

@@ -16,6 +16,7 @@ import (
 	"github.com/warden-gateway/warden/internal/challenge"
 	"github.com/warden-gateway/warden/internal/decision"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/match/bot"
 	"github.com/warden-gateway/warden/internal/match/ipmatch"
 	"github.com/warden-gateway/warden/internal/match/pathmatch"
 )
@@ -41,6 +42,7 @@ type Policy struct {
 	bans        []Ban
 	rateLimited bool
 	challenger  *challenge.Challenger
+	bots        *bot.Identifier
 	// scratch recycles the per-request evalCtx. Conditions receive it
 	// through an interface, so the compiler cannot keep it on Decide's
 	// stack; without the pool every decision would allocate one.
