@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,8 +26,9 @@ const (
 
 var keyHashAdmin = identity.HashKey(adminKey)
 
-// policy protects /admin/ by role, /internal/ by client address, and every
-// write method; 127.0.0.9 is the one trusted proxy.
+// policy protects /admin/ by role, /internal/ by client address, the files
+// /wp-login.php and /backup/index.html by exact path, and every write
+// method; 127.0.0.9 is the one trusted proxy.
 const policy = `
 trusted_proxies: [127.0.0.9]
 identity:
@@ -44,6 +46,12 @@ rules:
     when: { path: { prefix: /admin/ } }
     require: { roles_any: [admin] }
     action: allow
+  - name: no-wp-login
+    when: { path: { exact: /wp-login.php } }
+    action: conceal
+  - name: no-backup-index
+    when: { path: { exact: /backup/index.html } }
+    action: deny
   - name: no-writes
     when: { methods: [DELETE, PUT, PATCH] }
     action: deny
@@ -147,8 +155,18 @@ func TestBypassCorpus(t *testing.T) {
 			case "DELETE", "PUT", "PATCH":
 				why = append(why, "ran "+v.Method)
 			}
-			if v.ClientIP != "127.0.0.1" {
-				why = append(why, "upstream believes client "+v.ClientIP)
+			wantIP := s.client
+			if wantIP == "" {
+				wantIP = "127.0.0.1"
+			}
+			for _, ip := range append([]string{v.ClientIP}, v.ClientIPs...) {
+				if ip != wantIP {
+					why = append(why, "upstream is told client "+ip+", the rules judged "+wantIP)
+					break
+				}
+			}
+			if len(v.Forged) > 0 {
+				why = append(why, "upstream got the client's "+strings.Join(v.Forged, ", "))
 			}
 			if strings.Contains(v.Roles, "admin") {
 				why = append(why, "upstream believes roles "+v.Roles)
@@ -189,8 +207,10 @@ func TestBypassCorpus(t *testing.T) {
 			t.Errorf("control %s: upstream saw it %d times", c.name, len(visits))
 		case visits[0].Resource != c.want:
 			t.Errorf("control %s: landed on %s (%q), want %s", c.name, visits[0].Resource, visits[0].Path, c.want)
-		case visits[0].ClientIP != wantIP:
-			t.Errorf("control %s: upstream told client %s, want %s", c.name, visits[0].ClientIP, wantIP)
+		case visits[0].ClientIP != wantIP || slices.ContainsFunc(visits[0].ClientIPs, func(ip string) bool { return ip != wantIP }):
+			t.Errorf("control %s: upstream told client %s (all readings %v), want %s", c.name, visits[0].ClientIP, visits[0].ClientIPs, wantIP)
+		case len(visits[0].Forged) > 0:
+			t.Errorf("control %s: upstream got forged %v", c.name, visits[0].Forged)
 		case c.body != "" && visits[0].Body != c.body:
 			t.Errorf("control %s: body %q, want %q", c.name, visits[0].Body, c.body)
 		}

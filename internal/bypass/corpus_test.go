@@ -21,6 +21,9 @@ type shape struct {
 	key string
 	// from is the local address to connect from (default 127.0.0.1).
 	from string
+	// client is the address the rules judge, and so the only one the
+	// upstream may be told (default 127.0.0.1).
+	client string
 }
 
 // Sources, named once.
@@ -301,6 +304,9 @@ func corpus() []shape {
 			shape{name: "spoofed address upstream via " + sp.name, source: sp.source, target: "/public/ip", header: sp.header},
 		)
 	}
+	out = append(out, overrideShapes()...)
+	out = append(out, spellingShapes()...)
+	out = append(out, clientIPShapes()...)
 	out = append(out,
 		// Methods.
 		shape{name: "lower-case get on admin", source: srcMethodCase, method: "get", target: "/admin/secret"},
@@ -425,7 +431,7 @@ func controls() []control {
 	in := c("internal through a trusted proxy", "/internal/secret", "internal", hdr("X-Forwarded-For: 10.1.2.3"), func(s *shape) { s.from = "127.0.0.9" })
 	in.ip = "10.1.2.3"
 	out = append(out, in)
-	return out
+	return append(out, familyControls()...)
 }
 
 // rawRequest renders a shape as bytes; id fills the X-Corpus-Id header.

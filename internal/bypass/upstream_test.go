@@ -38,8 +38,15 @@ type visit struct {
 	Resource string // "admin", "internal" or "public"
 	Method   string // after method overrides
 	ClientIP string // the client address it would believe
-	Roles    string // the roles it would believe (X-Warden-Roles)
-	Body     string
+	// ClientIPs are the addresses each convention present names (X-Real-IP,
+	// Forwarded, leftmost X-Forwarded-For, ...): all must be the same.
+	ClientIPs []string
+	Roles     string // the roles it would believe (X-Warden-Roles)
+	Body      string
+	// Forged names the headers that reached it with a value the corpus
+	// marks as the client's forgery (it contains "forged"): a host, port
+	// or scheme the upstream would build links and redirects with.
+	Forged []string
 }
 
 func newLenient(t *testing.T) *lenient {
@@ -92,48 +99,100 @@ func interpret(r *http.Request) visit {
 	r.Header = h
 	v := visit{Target: r.RequestURI}
 	target := r.RequestURI
-	for _, h := range []string{"X-Original-Url", "X-Rewrite-Url"} {
+	for _, h := range pathHeaders {
 		if o := r.Header.Get(h); o != "" {
 			target = o
+			break
+		}
+	}
+	// The "ReverseProxied"/PrefixMiddleware WSGI recipes: the prefix is
+	// SCRIPT_NAME and is cut off PATH_INFO before routing.
+	for _, h := range []string{"X-Script-Name", "X-Forwarded-Prefix"} {
+		if pre := strings.TrimRight(r.Header.Get(h), "/"); pre != "" && strings.HasPrefix(target, pre+"/") {
+			target = target[len(pre):]
+			break
 		}
 	}
 	v.Path = lenientPath(target)
 	v.Resource = resourceOf(v.Path)
 	v.Method = strings.ToUpper(r.Method)
-	for _, h := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} {
+	for _, h := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Forwarded-Method", "X-Original-Method"} {
 		if o := r.Header.Get(h); o != "" {
 			v.Method = strings.ToUpper(strings.TrimSpace(o))
 		}
 	}
 	v.ClientIP = believedClient(r)
+	v.ClientIPs = believedClients(r)
 	v.Roles = r.Header.Get("X-Warden-Roles")
+	for name, vals := range r.Header {
+		for _, val := range vals {
+			if strings.Contains(strings.ToLower(val), "forged") {
+				v.Forged = append(v.Forged, name)
+			}
+		}
+	}
+	sort.Strings(v.Forged)
 	return v
 }
 
-// believedClient is the address a framework that trusts its proxy headers
-// would take as the client: the first of these headers present wins.
-func believedClient(r *http.Request) string {
-	for _, h := range []string{
-		"True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
-		"X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "Client-Ip", "X-Real-Ip",
-	} {
+// pathHeaders are read as the request path, first present wins: Symfony
+// and Zend before CVE-2018-14773 and IIS (X-Original-URL, X-Rewrite-URL),
+// nginx auth_request setups (X-Original-URI), Traefik forwardAuth and the
+// auth services behind it (X-Forwarded-Uri), Kong (X-Forwarded-Path),
+// Next.js minimal mode and 13.4 workers (X-Matched-Path, X-Invoke-Path),
+// Envoy rewrites (X-Envoy-Original-Path), serverless WSGI/ASGI shims
+// (X-Original-Path, X-Original-Pathname, X-Vercel-Original-Pathname,
+// X-Forwarded-Url), PHP and .NET routers (X-Request-Uri), and the spellings
+// of 403-bypass wordlists.
+var pathHeaders = []string{
+	"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri", "X-Forwarded-Uri", "X-Forwarded-Path",
+	"X-Original-Path", "X-Original-Pathname", "X-Vercel-Original-Pathname", "X-Request-Uri",
+	"X-Forwarded-Url", "X-Matched-Path", "X-Invoke-Path", "X-Envoy-Original-Path",
+	"X-Override-Url", "X-Http-Destinationurl", "X-Proxy-Url",
+}
+
+// believedClients are the addresses frameworks that trust their proxy
+// headers would take as the client, one per convention present: each of
+// these headers (nginx real_ip, Rails, Laravel read X-Real-IP; Express with
+// "trust proxy" and Rack take the leftmost X-Forwarded-For; Spring and
+// Symfony read Forwarded), so an upstream told two different clients is
+// caught whichever it believes.
+func believedClients(r *http.Request) []string {
+	var out []string
+	for _, h := range clientHeaders {
 		if v := r.Header.Get(h); v != "" {
-			return strings.TrimSpace(v)
+			out = append(out, strings.TrimSpace(v))
 		}
 	}
 	if f := r.Header.Get("Forwarded"); f != "" {
 		for _, part := range strings.Split(f, ";") {
 			if k, val, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "for") {
-				return strings.Trim(val, `"[]`)
+				out = append(out, strings.Trim(val, `"[]`))
+				break
 			}
 		}
 	}
 	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
 		first, _, _ := strings.Cut(xff, ",")
-		return strings.TrimSpace(first)
+		out = append(out, strings.TrimSpace(first))
+	}
+	return out
+}
+
+// believedClient is the address a framework that trusts its proxy headers
+// would take as the client: the first of these headers present wins.
+func believedClient(r *http.Request) string {
+	if all := believedClients(r); len(all) > 0 {
+		return all[0]
 	}
 	host, _, _ := strings.Cut(r.RemoteAddr, ":")
 	return host
+}
+
+var clientHeaders = []string{
+	"True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
+	"X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "Client-Ip", "X-Custom-Ip-Authorization",
+	"X-Original-Remote-Addr", "X-True-Ip", "X-Original-Forwarded-For", "X-Real-Ip",
 }
 
 func resourceOf(p string) string {
@@ -141,6 +200,16 @@ func resourceOf(p string) string {
 		if p == "/"+name || strings.HasPrefix(p, "/"+name+"/") {
 			return name
 		}
+	}
+	// PHP-FPM (cgi.fix_pathinfo=1) runs /wp-login.php/anything as the
+	// script, with the rest as PATH_INFO.
+	if p == "/wp-login.php" || strings.HasPrefix(p, "/wp-login.php/") {
+		return "wp-login"
+	}
+	// The folder is its index document (path.Clean already took the
+	// trailing slash off).
+	if p == "/backup" || p == "/backup/index.html" {
+		return "backup-index"
 	}
 	return "public"
 }

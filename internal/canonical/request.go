@@ -34,4 +34,8 @@ type Request struct {
 	PeerTrusted bool
 	Header      http.Header
 	TLS         bool
+	// StrippedHeaders names, sorted, the override headers (see
+	// CheckOverrideHeaders) that were deleted from Header because this peer
+	// may not set them; the decision log lists them.
+	StrippedHeaders []string
 }

@@ -71,6 +71,14 @@ func (s *Server) inspectDir(name, urlDir string, info fs.FileInfo, findings *[]F
 		urlChild := urlDir + e.Name()
 
 		if e.Type()&fs.ModeSymlink != 0 {
+			if resolved, hidden := s.hiddenTarget(child); hidden {
+				*findings = append(*findings, Finding{
+					Path: s.diskPath(child), URLPath: urlChild, Mode: fs.ModeSymlink,
+					Problem: fmt.Sprintf("symbolic link to the dotfile %s; dotfiles are not served, so the server answers 404", s.diskPath(resolved)),
+					Fix:     "remove the link, or set serve_dotfiles if the dotfile is meant to be public",
+				})
+				continue
+			}
 			target, err := fs.Stat(s.fsys, child)
 			switch {
 			case isRootEscape(err):

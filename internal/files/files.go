@@ -189,6 +189,9 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, p string) *Refusa
 	if ref := s.checkAncestors(name); ref != nil {
 		return ref
 	}
+	if ref := s.refuseHidden(name); ref != nil {
+		return ref
+	}
 
 	f, err := s.open(name)
 	if err != nil {
@@ -399,6 +402,9 @@ func (s *Server) serveDir(w http.ResponseWriter, r *http.Request, p, name string
 	}
 	for _, index := range s.index {
 		indexName := path.Join(name, index)
+		if ref := s.refuseHidden(indexName); ref != nil {
+			return ref
+		}
 		f, err := s.open(indexName)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -672,5 +673,87 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Fatalf("shellQuote(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestSymlinkToDotfile: a link is another name for its target, so a link
+// (or a linked directory on the way) that resolves to a dotfile is refused
+// like the dotfile, and answered as 404; links to ordinary files still
+// serve, and serve_dotfiles serves them all.
+func TestSymlinkToDotfile(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, ".env", "SECRET=1", 0o644)
+	writeFile(t, dir, ".git/config", "[core]", 0o644)
+	writeFile(t, dir, "app/.secrets/key.pem", "KEY", 0o644)
+	writeFile(t, dir, "app/public/ok.txt", "ok", 0o644)
+	writeFile(t, dir, "site/.index.html", "hidden index", 0o644)
+	writeFile(t, dir, ".well-known/security.txt", "Contact: x", 0o644)
+	links := map[string]string{
+		"innocent.txt":      ".env",
+		"assets":            ".git",
+		"app/public/key":    "../.secrets/key.pem",
+		"app/public/deeper": "../../app/.secrets",
+		"chain1":            "chain2",
+		"chain2":            ".env",
+		"via-dir":           "app/public/deeper",
+		"site/index.html":   ".index.html",
+		"ok-link.txt":       "app/public/ok.txt",
+		"security-link.txt": ".well-known/security.txt",
+		"app/public/up-ok":  "../public/ok.txt",
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(dir, filepath.FromSlash(name))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newServer(t, Config{Root: dir, Listing: true})
+	for _, p := range []string{"/innocent.txt", "/assets/config", "/assets/", "/assets", "/app/public/key",
+		"/app/public/deeper/key.pem", "/chain1", "/via-dir/key.pem", "/site/"} {
+		ref := wantRefusal(t, serve(t, s, "GET", p, nil), decision.NotFound)
+		if !strings.Contains(ref.Detail, "dotfile") {
+			t.Errorf("%s: detail %q does not say why", p, ref.Detail)
+		}
+	}
+	wantBody(t, serve(t, s, "GET", "/ok-link.txt", nil), 200, "ok")
+	wantBody(t, serve(t, s, "GET", "/app/public/up-ok", nil), 200, "ok")
+	// .well-known at the top is served, so a link to it is too.
+	wantBody(t, serve(t, s, "GET", "/security-link.txt", nil), 200, "Contact: x")
+	// The listing does not offer the links either.
+	body := serve(t, s, "GET", "/app/public/", nil).rec.Body.String()
+	if !strings.Contains(body, "up-ok") || strings.Contains(body, "key") || strings.Contains(body, "deeper") {
+		t.Errorf("listing shows links to dotfiles:\n%s", body)
+	}
+
+	open := newServer(t, Config{Root: dir, ServeDotfiles: true})
+	wantBody(t, serve(t, open, "GET", "/innocent.txt", nil), 200, "SECRET=1")
+	wantBody(t, serve(t, open, "GET", "/via-dir/key.pem", nil), 200, "KEY")
+
+	// warden doctor names each link to a dotfile, once (not what lies
+	// behind a linked directory).
+	findings, err := s.Unreadable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var linked []string
+	for _, f := range findings {
+		if strings.Contains(f.Problem, "dotfile") {
+			linked = append(linked, f.URLPath)
+		}
+	}
+	for _, want := range []string{"/innocent.txt", "/assets", "/chain1", "/app/public/key", "/via-dir", "/site/index.html"} {
+		if !slices.Contains(linked, want) {
+			t.Errorf("doctor does not name %s: %v", want, linked)
+		}
+	}
+
+	// The protections against leaving the root still hold (TestSymlinks).
+	outside := t.TempDir()
+	writeFile(t, outside, ".env", "OUTSIDE", 0o644)
+	if err := os.Symlink("../"+filepath.Base(outside)+"/.env", filepath.Join(dir, "out-env")); err != nil {
+		t.Fatal(err)
+	}
+	ref := wantRefusal(t, serve(t, s, "GET", "/out-env", nil), decision.NotFound)
+	if !strings.Contains(ref.Detail, "outside the root") {
+		t.Errorf("out-env: %q", ref.Detail)
 	}
 }

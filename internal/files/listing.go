@@ -101,6 +101,9 @@ func (s *Server) serveListing(w http.ResponseWriter, r *http.Request, p, name st
 		}
 		var info fs.FileInfo
 		if e.Type()&fs.ModeSymlink != 0 {
+			if _, hidden := s.hiddenTarget(path.Join(name, e.Name())); hidden {
+				continue // a link to a dotfile is as hidden as the dotfile
+			}
 			info, err = fs.Stat(s.fsys, path.Join(name, e.Name()))
 		} else {
 			info, err = e.Info()

@@ -601,6 +601,31 @@ p.yaml:8: rule "c" can never match: rule "all" (line 3)`},
     when: { path: { prefix: /A/b/ } }
     action: allow
 `, `p.yaml:6: rule "b" can never match: rule "a" (line 3)`},
+		{"case-sensitive allow on / shadows a case-insensitive conceal (issue 10)", `
+  - name: site
+    when: { path: { prefix: / } }
+    action: allow
+  - name: login
+    when: { path: { exact: /wp-login.php } }
+    action: conceal
+`, `p.yaml:6: rule "login" can never match: rule "site" (line 3)`},
+		{"case-sensitive allow on a caseless prefix shadows a gate-less require", `
+  - name: years
+    when: { path: { glob: "/**" } }
+    action: allow
+  - name: report
+    when: { path: { prefix: /2024/ } }
+    require: { authenticated: true }
+    action: allow
+`, `p.yaml:6: rule "report" can never match: rule "years" (line 3)`},
+		{"an exact allow does not shadow the same path refused in every spelling", `
+  - name: a
+    when: { path: { exact: /x.php, case_sensitive: false } }
+    action: allow
+  - name: b
+    when: { path: { exact: /x.php } }
+    action: deny
+`, ""},
 		{"same not_ip list", `
   - name: a
     when: { not_ip_list: office }

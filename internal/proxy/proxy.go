@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -347,6 +348,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 
 	dropIdentityHeaders(out.Header)
 	dropIdentityHeaders(out.Trailer)
+	dropOverrideHeaders(out.Header, ob.req.PeerTrusted)
 	setForwardedHeaders(out.Header, pr.In, ob.req)
 	SetIdentityHeaders(out.Header, ob.user, ob.roles)
 }
@@ -359,32 +361,35 @@ func dropIdentityHeaders(h http.Header) {
 	}
 }
 
-// setForwardedHeaders sets X-Forwarded-For, X-Forwarded-Host,
-// X-Forwarded-Proto and X-Real-IP. A chain sent by a client that is not a
-// trusted proxy is never believed: the upstream gets only the address the
-// rules judged.
+// setForwardedHeaders sets X-Forwarded-For, X-Real-IP and Forwarded to the
+// one client address the rules judged, and X-Forwarded-Host and
+// X-Forwarded-Proto (also in Forwarded) to the host and scheme.
+//
+// The address is the same in all three, and alone. Upstreams read a chain
+// differently: Express with "trust proxy", Rack and many applications take
+// the leftmost entry, Go, nginx real_ip and Envoy count hops from the
+// right. The entries left of the judged client were written by a party no
+// one vouches for (a client behind a trusted load balancer can start the
+// chain with any address), and a trusted proxy may have named the client
+// in X-Real-IP or Forwarded only, so passing the chain on (with the peer
+// appended) told the upstream of an address the rules never judged: the
+// proxy's, or the client's own claim. A one-element chain means the same
+// thing to every reader. The hops are in warden's decision log (peer).
 func setForwardedHeaders(h http.Header, in *http.Request, req *canonical.Request) {
-	// The (at most) three values set below share one backing array; each
-	// header gets a full slice expression, so an append by a later writer
-	// reallocates instead of overwriting a neighbour.
-	values := make([]string, 4)
-	// One formatting of the client address serves both headers.
+	// The values set below share one backing array; each header gets a
+	// full slice expression, so an append by a later writer reallocates
+	// instead of overwriting a neighbour.
+	values := make([]string, 5)
+	// One formatting of the client address serves all three headers.
 	clientIP := ""
 	if req.ClientIP.IsValid() {
 		clientIP = req.ClientIP.Unmap().String()
 	}
-	if req.PeerTrusted {
-		if chain := forwardedForChain(in.Header["X-Forwarded-For"], req); chain != "" {
-			values[0] = chain
-			h["X-Forwarded-For"] = values[0:1:1]
-		}
-	} else if clientIP != "" {
-		values[0] = clientIP
-		h["X-Forwarded-For"] = values[0:1:1]
-	}
-	// X-Real-IP is believed by many upstream frameworks; a client must not
-	// be able to choose it.
+	// X-Real-IP and Forwarded are believed by many upstream frameworks; a
+	// client must not be able to choose them.
 	delete(h, "X-Real-Ip")
+	delete(h, "Forwarded")
+	delete(h, "X-Forwarded-For")
 	if !req.PeerTrusted {
 		// Other client-address headers, set by CDNs and load balancers,
 		// are believed by some upstreams too; from a peer that is not a
@@ -392,7 +397,8 @@ func setForwardedHeaders(h http.Header, in *http.Request, req *canonical.Request
 		dropClientAddressHeaders(h)
 	}
 	if clientIP != "" {
-		values[1] = clientIP
+		values[0], values[1] = clientIP, clientIP
+		h["X-Forwarded-For"] = values[0:1:1]
 		h["X-Real-Ip"] = values[1:2:2]
 	}
 
@@ -417,38 +423,60 @@ func setForwardedHeaders(h http.Header, in *http.Request, req *canonical.Request
 	}
 	values[3] = proto
 	h["X-Forwarded-Proto"] = values[3:4:4]
+	if clientIP != "" {
+		values[4] = forwardedElement(req.ClientIP, host, proto)
+		h["Forwarded"] = values[4:5:5]
+	}
 }
 
-// forwardedForChain is a trusted peer's X-Forwarded-For chain, folded into
-// one value, with the peer's own address appended.
-func forwardedForChain(prior []string, req *canonical.Request) string {
-	var peer [64]byte
-	peerIP := []byte(nil)
-	if req.PeerIP.IsValid() {
-		peerIP = req.PeerIP.Unmap().AppendTo(peer[:0])
-	}
-	n := len(peerIP)
-	for _, v := range prior {
-		n += len(v) + 2
-	}
-	if n == 0 {
-		return ""
-	}
+// forwardedElement is the RFC 7239 element for=client;host=...;proto=...
+// An IPv6 address is bracketed and quoted (section 6); the host is quoted,
+// and left out when it holds a byte a quoted-string cannot carry plainly.
+func forwardedElement(client netip.Addr, host, proto string) string {
 	var b strings.Builder
-	b.Grow(n)
-	for i, v := range prior {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(v)
+	b.Grow(48 + len(host))
+	b.WriteString("for=")
+	client = client.Unmap()
+	if client.Is6() {
+		b.WriteString(`"[`)
+		b.WriteString(client.String())
+		b.WriteString(`]"`)
+	} else {
+		b.WriteString(client.String())
 	}
-	if len(peerIP) > 0 {
-		if b.Len() > 0 {
-			b.WriteString(", ")
-		}
-		b.Write(peerIP)
+	if host != "" && quotable(host) {
+		b.WriteString(`;host="`)
+		b.WriteString(host)
+		b.WriteByte('"')
 	}
+	b.WriteString(";proto=")
+	b.WriteString(proto)
 	return b.String()
+}
+
+// quotable: printable ASCII other than a quote or a backslash.
+func quotable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// dropOverrideHeaders deletes what canonical.FillFrom refuses or strips for
+// this peer (X-Original-URL, X-Forwarded-Prefix, ...). The gateway never
+// gets here with one, since FillFrom already acted on them; this keeps the
+// rule "a client's copy never reaches an upstream" true for any caller.
+func dropOverrideHeaders(h http.Header, peerTrusted bool) {
+	refuse, stripped := canonical.CheckOverrideHeaders(h, peerTrusted)
+	for refuse != nil {
+		delete(h, refuse.Name)
+		refuse, _ = canonical.CheckOverrideHeaders(h, peerTrusted)
+	}
+	for _, name := range stripped {
+		delete(h, name)
+	}
 }
 
 // dropClientAddressHeaders deletes clientAddressHeaders from h, walking
@@ -483,6 +511,11 @@ var clientAddressHeaders = []string{
 	"X-Cluster-Client-Ip", "X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "Client-Ip",
 	"X-Proxyuser-Ip", "Wl-Proxy-Client-Ip", "Proxy-Client-Ip", "X-Envoy-External-Address",
 	"X-Azure-Clientip", "X-Forwarded", "Forwarded-For",
+	// Spellings 403-bypass wordlists send to applications that allow-list
+	// "internal" callers by a header.
+	"X-Custom-Ip-Authorization", "X-Original-Remote-Addr", "X-Original-Forwarded-For",
+	"X-Originally-Forwarded-For", "X-Forwarded-For-Original", "X-Forwarded-By", "X-True-Ip",
+	"X-Original-For", // ASP.NET Core keeps the replaced X-Forwarded-For here
 }
 
 // SetIdentityHeaders replaces X-Warden-User and X-Warden-Roles in h with

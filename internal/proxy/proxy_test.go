@@ -22,6 +22,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/decision"
+	"github.com/warden-gateway/warden/internal/match/ipmatch"
 )
 
 // testTimeout bounds every wait, so a broken proxy fails a test instead of
@@ -426,14 +427,12 @@ func TestForwardingHeadersFromAnUntrustedPeer(t *testing.T) {
 		"X-Forwarded-Host":  {"site.example"},
 		"X-Forwarded-Proto": {"http"},
 		"X-Real-Ip":         {"203.0.113.7"},
+		"Forwarded":         {`for=203.0.113.7;host="site.example";proto=http`},
 	}
 	for name, values := range want {
 		if fmt.Sprint(s.Header[name]) != fmt.Sprint(values) {
 			t.Errorf("%s = %q, want %q", name, s.Header[name], values)
 		}
-	}
-	if f, ok := s.Header["Forwarded"]; ok {
-		t.Errorf("Forwarded reached the upstream: %q", f)
 	}
 }
 
@@ -454,8 +453,8 @@ func TestForwardingHeadersFromATrustedProxy(t *testing.T) {
 	req.Header.Set("Forwarded", "for=198.51.100.1")
 	do(t, req)
 	s := receive(t, got)
-	if xff := s.Header.Values("X-Forwarded-For"); len(xff) != 1 || xff[0] != "198.51.100.1, 10.0.0.2, 10.0.0.3, 127.0.0.1" {
-		t.Errorf("X-Forwarded-For = %q, want the chain with the peer appended", xff)
+	if xff := s.Header.Values("X-Forwarded-For"); len(xff) != 1 || xff[0] != "198.51.100.1" {
+		t.Errorf("X-Forwarded-For = %q, want only the judged client", xff)
 	}
 	if v := s.Header.Get("X-Forwarded-Host"); v != "www.example" {
 		t.Errorf("X-Forwarded-Host = %q, want the trusted proxy's www.example", v)
@@ -466,8 +465,8 @@ func TestForwardingHeadersFromATrustedProxy(t *testing.T) {
 	if v := s.Header.Get("X-Real-Ip"); v != "198.51.100.1" {
 		t.Errorf("X-Real-Ip = %q, want the judged client 198.51.100.1", v)
 	}
-	if f, ok := s.Header["Forwarded"]; ok {
-		t.Errorf("Forwarded reached the upstream: %q", f)
+	if f := s.Header.Values("Forwarded"); len(f) != 1 || f[0] != `for=198.51.100.1;host="www.example";proto=https` {
+		t.Errorf("Forwarded = %q, want warden's own element for the judged client", f)
 	}
 
 	// A trusted proxy that sent no chain and a TLS connection of our own.
@@ -1111,3 +1110,93 @@ type timeoutErr struct{}
 func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
+
+// TestUpstreamIsToldTheJudgedClient: whichever header a trusted proxy named
+// the client in (Forwarded, X-Real-IP, X-Forwarded-For, or several that
+// disagree), the upstream's X-Forwarded-For, X-Real-IP and Forwarded all
+// name the one address the rules judged, and nothing else.
+func TestUpstreamIsToldTheJudgedClient(t *testing.T) {
+	trusted := &ipmatch.Set{}
+	for _, c := range []string{"127.0.0.1/32", "10.0.0.0/8"} {
+		p, err := ipmatch.ParsePrefix(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trusted.Add(p)
+	}
+	opt := &canonical.Options{TrustedProxies: trusted}
+	up, got := recordingUpstream(t)
+	var judged netip.Addr
+	h := newHarness(t, Config{Upstream: up.URL}, harnessOptions{canon: func(r *http.Request) *canonical.Request {
+		req, err := canonical.From(r, opt)
+		if err != nil {
+			t.Errorf("From: %v", err)
+			return directCanon(r)
+		}
+		judged = req.ClientIP
+		return req
+	}})
+	for _, c := range []struct {
+		name    string
+		headers http.Header
+		want    string
+		fwdFor  string
+	}{
+		{"X-Real-IP only", http.Header{"X-Real-Ip": {"198.51.100.7"}}, "198.51.100.7", "198.51.100.7"},
+		{"Forwarded only", http.Header{"Forwarded": {"for=198.51.100.8;proto=https"}}, "198.51.100.8", "198.51.100.8"},
+		{"Forwarded IPv6", http.Header{"Forwarded": {`for="[2001:db8::9]:4711"`}}, "2001:db8::9", `"[2001:db8::9]"`},
+		{"spoofed left of the chain", http.Header{"X-Forwarded-For": {"1.2.3.4, 198.51.100.10, 10.0.0.2"}}, "198.51.100.10", "198.51.100.10"},
+		{"Forwarded beats a spoofed X-Forwarded-For", http.Header{"Forwarded": {"for=198.51.100.11"}, "X-Forwarded-For": {"6.6.6.6"}, "X-Real-Ip": {"7.7.7.7"}}, "198.51.100.11", "198.51.100.11"},
+		{"no chain: the proxy is the client", http.Header{}, "127.0.0.1", "127.0.0.1"},
+	} {
+		h.get(t, "/", c.headers)
+		s := receive(t, got)
+		if judged.String() != c.want {
+			t.Errorf("%s: rules judged %v, want %s", c.name, judged, c.want)
+		}
+		if v := s.Header.Values("X-Forwarded-For"); len(v) != 1 || v[0] != c.want {
+			t.Errorf("%s: X-Forwarded-For = %q, want %q", c.name, v, c.want)
+		}
+		if v := s.Header.Values("X-Real-Ip"); len(v) != 1 || v[0] != c.want {
+			t.Errorf("%s: X-Real-IP = %q, want %q", c.name, v, c.want)
+		}
+		if v := s.Header.Values("Forwarded"); len(v) != 1 || !strings.HasPrefix(v[0], "for="+c.fwdFor+";") {
+			t.Errorf("%s: Forwarded = %q, want for=%s", c.name, v, c.fwdFor)
+		}
+	}
+}
+
+// TestOverrideHeadersNeverReachTheUpstream: even a caller that skipped
+// canonical.FillFrom does not pass a client's path or host override on; a
+// trusted proxy's forward-auth headers pass.
+func TestOverrideHeadersNeverReachTheUpstream(t *testing.T) {
+	up, got := recordingUpstream(t)
+	for _, trusted := range []bool{false, true} {
+		h := newHarness(t, Config{Upstream: up.URL}, harnessOptions{canon: func(r *http.Request) *canonical.Request {
+			c := directCanon(r)
+			c.PeerTrusted = trusted
+			return c
+		}})
+		hd := http.Header{}
+		for _, o := range canonical.OverrideHeaders() {
+			hd[o.Name] = []string{"/admin/"}
+		}
+		h.get(t, "/", hd)
+		s := receive(t, got)
+		for _, o := range canonical.OverrideHeaders() {
+			v := s.Header.Get(o.Name)
+			switch o.Name {
+			case "X-Forwarded-Host", "X-Forwarded-Proto":
+				// Replaced by warden's own value (a trusted proxy's host is
+				// believed).
+				if !trusted && v == "/admin/" {
+					t.Errorf("the client's %s reached the upstream", o.Name)
+				}
+			default:
+				if passes := trusted && o.FromTrustedProxy; passes != (v != "") {
+					t.Errorf("trusted=%v: %s upstream = %q", trusted, o.Name, v)
+				}
+			}
+		}
+	}
+}

@@ -217,12 +217,11 @@ func runCase(ws *serverUnderTest, c ftwCase) caseResult {
 }
 
 // isFrontEndRefusal: warden's decision log holds a bad_request refusal made
-// before there was a canonical request (logDecision then logs raw_uri, not
-// path): a path that cannot be made canonical, ambiguous framing, an
-// override header.
+// before any rule (stage prerule or canonical): a path that cannot be made
+// canonical, ambiguous framing, an override header.
 func isFrontEndRefusal(r logRecord) bool {
-	_, raw := r.attrs["raw_uri"]
-	return r.msg == "decision" && raw && r.str("code") == "bad_request"
+	st := r.str("stage")
+	return r.msg == "decision" && (st == "prerule" || st == "canonical") && r.str("code") == "bad_request"
 }
 
 // runSuite runs every case against ws, crsParallel at a time.

@@ -37,6 +37,7 @@ import (
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 
 	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/gateway"
 	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 )
@@ -192,11 +193,21 @@ func (h *collectingHandler) Handle(_ context.Context, r slog.Record) error {
 	for _, a := range h.attrs {
 		rec.attrs[a.Key] = a.Value.Resolve()
 	}
+	var found *engine.WAFRecord
 	r.Attrs(func(a slog.Attr) bool {
 		rec.attrs[h.prefix+a.Key] = a.Value.Resolve()
+		if w, ok := a.Value.Any().(*engine.WAFRecord); ok {
+			found = w
+		}
 		return true
 	})
 	h.log.add(rec)
+	if found != nil {
+		// What the WAF found rides on the request's one decision record;
+		// the harness reads it as a "waf" record of its own.
+		h.log.add(logRecord{msg: "waf", attrs: map[string]slog.Value{
+			"request_id": rec.attrs["request_id"], "matches": slog.AnyValue(found.Matches)}})
+	}
 	return nil
 }
 

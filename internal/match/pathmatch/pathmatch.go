@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
+	"unsafe"
 )
 
 // Kind is the kind of a path pattern.
@@ -29,7 +31,11 @@ type Pattern struct {
 	Kind            Kind
 	Value           string // lower-cased when CaseInsensitive
 	CaseInsensitive bool
-	re              *regexp.Regexp
+	// Spellings makes the pattern match every spelling of a path that
+	// servers serve as the same resource (see Spellings); rules that refuse
+	// set it, so that a refused file stays refused however it is asked for.
+	Spellings bool
+	re        *regexp.Regexp
 }
 
 // New compiles a pattern. Patterns other than regexes must start with "/".
@@ -77,9 +83,16 @@ func checkGlob(g string) error {
 // lower its lower-cased form.
 func (p *Pattern) Match(path, lower string) bool {
 	s := path
-	if p.CaseInsensitive {
+	if p.CaseInsensitive && p.Kind != Regex {
 		s = lower
 	}
+	if p.matchOne(s) {
+		return true
+	}
+	return p.Spellings && p.matchSpellings(s)
+}
+
+func (p *Pattern) matchOne(s string) bool {
 	switch p.Kind {
 	case Exact:
 		return s == p.Value
@@ -94,14 +107,59 @@ func (p *Pattern) Match(path, lower string) bool {
 	case Glob:
 		return globMatch(p.Value, s)
 	case Regex:
-		return p.re.MatchString(path)
+		return p.re.MatchString(s)
 	}
 	return false
+}
+
+// matchConcat is matchOne(a + b), without building the string for the
+// common kinds.
+func (p *Pattern) matchConcat(a, b string) bool {
+	v := p.Value
+	switch p.Kind {
+	case Exact:
+		return len(v) == len(a)+len(b) && strings.HasPrefix(v, a) && v[len(a):] == b
+	case Prefix:
+		if len(v) <= len(a) {
+			if strings.HasPrefix(a, v) {
+				return true
+			}
+		} else if strings.HasPrefix(v, a) && strings.HasPrefix(b, v[len(a):]) {
+			return true
+		}
+		n := len(v)
+		return n > 1 && v[n-1] == '/' && len(v)-1 == len(a)+len(b) && strings.HasPrefix(v, a) && v[len(a):n-1] == b
+	}
+	return p.matchJoined(a, b)
+}
+
+// joinBuffers hold a+b for glob and regex patterns, so that trying a
+// spelling costs no garbage on the hot path; neither matcher keeps the
+// string it is given.
+var joinBuffers = sync.Pool{New: func() any { return new([1024]byte) }}
+
+func (p *Pattern) matchJoined(a, b string) bool {
+	if len(a)+len(b) > 1024 {
+		return p.matchOne(a + b)
+	}
+	buf := joinBuffers.Get().(*[1024]byte)
+	n := copy(buf[:], a)
+	n += copy(buf[n:], b)
+	ok := p.matchOne(unsafe.String(&buf[0], n))
+	joinBuffers.Put(buf)
+	return ok
 }
 
 // literalPrefix is the part every matching path must start with, used for
 // indexing. It errs on the short side.
 func (p *Pattern) literalPrefix() string {
+	if p.Spellings {
+		return spellingsLiteral(p.baseLiteral())
+	}
+	return p.baseLiteral()
+}
+
+func (p *Pattern) baseLiteral() string {
 	switch p.Kind {
 	case Exact:
 		return p.Value
@@ -127,6 +185,18 @@ func (p *Pattern) literalPrefix() string {
 // Covers reports whether every path p matches is also matched by q's
 // receiver; it is conservative (false when unsure), for shadowing checks.
 func (p *Pattern) Covers(q *Pattern) bool {
+	if p.matchesEverything() {
+		return true
+	}
+	if q.Spellings && !p.Spellings {
+		// q also matches spellings (a trailing slash, ;params, an index
+		// file) that p, matching only what is written, may not.
+		return false
+	}
+	if !p.CaseInsensitive && q.CaseInsensitive && p.Kind != Regex && !hasLetter(p.Value) {
+		// Case cannot matter to p ("/", "/2024/"): compare on lower-case.
+		return p.coversValue(q.Kind, strings.ToLower(q.Value))
+	}
 	if p.CaseInsensitive && !q.CaseInsensitive {
 		// p matches more spellings than q; compare on lower-case.
 		qv := strings.ToLower(q.Value)
@@ -136,6 +206,20 @@ func (p *Pattern) Covers(q *Pattern) bool {
 		return false
 	}
 	return p.coversValue(q.Kind, q.Value)
+}
+
+// matchesEverything: every canonical path starts with "/".
+func (p *Pattern) matchesEverything() bool {
+	return p.Kind == Prefix && p.Value == "/" || p.Kind == Glob && p.Value == "/**"
+}
+
+func hasLetter(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i] | 0x20; 'a' <= c && c <= 'z' || s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Pattern) coversValue(k Kind, v string) bool {

@@ -1,0 +1,156 @@
+package pathmatch
+
+import (
+	"strings"
+	"testing"
+)
+
+func mustNew(t *testing.T, k Kind, v string, ci, spellings bool) Pattern {
+	t.Helper()
+	p, err := New(k, v, ci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Spellings = spellings
+	return p
+}
+
+// TestSpellings: a refusing pattern matches the spellings servers serve as
+// the same file, and nothing else; without Spellings only what is written.
+func TestSpellings(t *testing.T) {
+	for _, c := range []struct {
+		kind      Kind
+		value     string
+		match     []string
+		dontMatch []string
+	}{
+		{Exact, "/wp-login.php",
+			[]string{"/wp-login.php", "/wp-login.php/", "/wp-login.php/x", "/wp-login.php/x/y.php", "/wp-login.php;jsessionid=1", "/WP-LOGIN.PHP/"},
+			[]string{"/wp-login.phpx", "/wp-login.php.bak", "/wp-login.ph", "/x/wp-login.php", "/wp-login", "/"}},
+		{Exact, "/config.json",
+			[]string{"/config.json", "/config.json/"},
+			[]string{"/config.json/x", "/config.json.bak"}},
+		{Exact, "/backup/index.html",
+			[]string{"/backup/index.html", "/backup/", "/backup", "/backup;x/index.html"},
+			[]string{"/backup/other.html", "/backup/x/", "/backupx", "/"}},
+		{Exact, "/admin/",
+			[]string{"/admin/", "/admin", "/admin/index.html", "/admin/default.aspx", "/admin/index.php/x"},
+			[]string{"/admin/x", "/administrator"}},
+		{Exact, "/admin",
+			[]string{"/admin", "/admin/", "/admin/index.php"},
+			[]string{"/admin/x", "/admin.php"}},
+		{Exact, "/index.php",
+			[]string{"/index.php", "/", "/index.php/anything"},
+			[]string{"/x/", "/index.html.bak"}},
+		{Prefix, "/admin/",
+			[]string{"/admin", "/admin/x", "/admin;x/secret", "/admin;x"},
+			[]string{"/administrator", "/public/admin/"}},
+		{Glob, "/**/.git/**",
+			[]string{"/.git/config", "/a/.git/x", "/a/.git", "/.git"},
+			[]string{"/a/.gitignore", "/git/x"}},
+		{Glob, "/secret/*.php",
+			[]string{"/secret/a.php", "/secret/a.php/", "/secret/a.php/info"},
+			[]string{"/secret/a.phps", "/secret/x/a.php"}},
+		{Regex, `^/private/[0-9]+\.php$`,
+			[]string{"/private/12.php", "/private/12.php/", "/private/12.php/x"},
+			[]string{"/private/x.php", "/private/12.phpx"}},
+	} {
+		p := mustNew(t, c.kind, c.value, true, true)
+		for _, s := range c.match {
+			if !p.Match(s, strings.ToLower(s)) {
+				t.Errorf("%s %q with spellings does not match %q", c.kind, c.value, s)
+			}
+		}
+		for _, s := range c.dontMatch {
+			if p.Match(s, strings.ToLower(s)) {
+				t.Errorf("%s %q with spellings matches %q", c.kind, c.value, s)
+			}
+		}
+		plain := mustNew(t, c.kind, c.value, false, false)
+		if c.kind == Exact && plain.Match(c.value+"/", c.value+"/") && !strings.HasSuffix(c.value, "/") {
+			t.Errorf("%q without spellings matches a trailing slash", c.value)
+		}
+	}
+}
+
+// TestSpellingsIndex: the index must find a rule for every spelling it
+// matches, or the rule is never tried.
+func TestSpellingsIndex(t *testing.T) {
+	values := []struct {
+		kind  Kind
+		value string
+	}{{Exact, "/wp-login.php"}, {Exact, "/backup/index.html"}, {Exact, "/index.php"}, {Prefix, "/admin/secret/"}, {Exact, "/a/b/c.php"}}
+	var ix Index
+	pats := make([]Pattern, len(values))
+	for i, v := range values {
+		pats[i] = mustNew(t, v.kind, v.value, true, true)
+		ix.Add(i, &pats[i])
+	}
+	for _, s := range []string{"/wp-login.php/", "/wp-login.php;x", "/backup/", "/backup", "/", "/admin;x/secret/y", "/a;p/b/c.php", "/a/b;p/c.php/x"} {
+		lower := strings.ToLower(s)
+		want := -1
+		for i := range pats {
+			if pats[i].Match(s, lower) {
+				want = i
+				break
+			}
+		}
+		if want < 0 {
+			t.Errorf("%q: no pattern matches (test is wrong)", s)
+			continue
+		}
+		var c Candidates
+		ix.Lookup(s, lower, &c)
+		found := false
+		for r := c.Next(); r >= 0; r = c.Next() {
+			if r == want {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%q: the index does not offer rule %d (%q)", s, want, values[want].value)
+		}
+	}
+}
+
+// TestCoversAcrossCase: a case-sensitive prefix without letters covers a
+// case-insensitive rule; a pattern without spellings covers one with
+// spellings only when it matches every path.
+func TestCoversAcrossCase(t *testing.T) {
+	root := mustNew(t, Prefix, "/", false, false)
+	login := mustNew(t, Exact, "/wp-login.php", true, true)
+	if !root.Covers(&login) {
+		t.Error(`allow prefix "/" does not cover a case-insensitive exact /wp-login.php`)
+	}
+	year := mustNew(t, Prefix, "/2024/", false, false)
+	report := mustNew(t, Exact, "/2024/report", true, false)
+	if !year.Covers(&report) {
+		t.Error(`prefix "/2024/" does not cover case-insensitive "/2024/report"`)
+	}
+	wp := mustNew(t, Prefix, "/wp-", false, false)
+	if wp.Covers(&login) {
+		t.Error(`case-sensitive "/wp-" covers a case-insensitive rule: /WP-LOGIN.PHP escapes it`)
+	}
+	exact := mustNew(t, Exact, "/wp-login.php", true, false)
+	if exact.Covers(&login) {
+		t.Error("a pattern without spellings covers one with them: /wp-login.php/ escapes it")
+	}
+	if !login.Covers(&exact) {
+		t.Error("a pattern with spellings does not cover the same one without")
+	}
+}
+
+func TestSpellingsDoNotAllocate(t *testing.T) {
+	g := mustNew(t, Glob, "/**/.git/**", true, true)
+	e := mustNew(t, Exact, "/admin/", true, true)
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, s := range []string{"/static/app", "/static/", "/x/y.php/z"} {
+			if g.Match(s, s) || e.Match(s, s) {
+				t.Fatal(s)
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations", allocs)
+	}
+}
