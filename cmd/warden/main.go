@@ -4,10 +4,19 @@ package main
 import (
 	"fmt"
 	"os"
+	"regexp"
+	"runtime/debug"
+	"strings"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version and commit override what the binary's build information says,
+// for builds made outside the module system (a distribution's package, a
+// tarball without .git): go build -ldflags "-X main.version=v1.2.3 -X
+// main.commit=abc123". Empty: the build information decides.
+var (
+	version = ""
+	commit  = ""
+)
 
 const usage = `warden — an HTTP access gateway that says why it refuses
 
@@ -54,7 +63,8 @@ func run(args []string) int {
 	case "replay":
 		return cmdReplay(rest)
 	case "version", "--version", "-v":
-		fmt.Println("warden", version)
+		bi, _ := debug.ReadBuildInfo()
+		fmt.Println(versionLine(bi, version, commit))
 		return 0
 	case "help", "-h", "--help":
 		fmt.Print(usage)
@@ -63,3 +73,66 @@ func run(args []string) int {
 	fmt.Fprintf(os.Stderr, "warden: unknown command %q\n\n%s", cmd, usage)
 	return 2
 }
+
+// versionLine is `warden version`'s output: the module version and the VCS
+// commit the binary was built from, from runtime/debug.ReadBuildInfo.
+//
+// `go install github.com/warden-gateway/warden/cmd/warden@v1.2.3` records
+// the module version (a tag, or a pseudo-version that ends in the commit's
+// first 12 hex digits) but no vcs.* settings; a `go build` inside a checkout
+// records "(devel)" or a pseudo-version and, unless -buildvcs=false, the
+// full commit, its time and whether the tree had changes. Whatever is not
+// known is said to be unknown, never guessed.
+func versionLine(bi *debug.BuildInfo, versionOverride, commitOverride string) string {
+	ver, rev, when, modified := "", "", "", false
+	if bi != nil {
+		ver = bi.Main.Version
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				when = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if rev == "" {
+			if m := pseudoVersionRev.FindStringSubmatch(ver); m != nil {
+				rev = m[1]
+			}
+		}
+	}
+	if versionOverride != "" {
+		ver = versionOverride
+	}
+	if commitOverride != "" {
+		rev, when, modified = commitOverride, "", false
+	}
+	if ver == "" || ver == "(devel)" {
+		ver = "(devel)" // built from a checkout without a version recorded
+	}
+	var b strings.Builder
+	b.WriteString("warden " + ver)
+	if rev == "" {
+		b.WriteString(" commit unknown")
+	} else {
+		b.WriteString(" commit " + rev)
+		if modified {
+			b.WriteString(" (modified)")
+		}
+		if when != "" {
+			b.WriteString(" " + when)
+		}
+	}
+	if bi != nil && bi.GoVersion != "" {
+		b.WriteString(" " + bi.GoVersion)
+	}
+	return b.String()
+}
+
+// pseudoVersionRev finds the commit in a pseudo-version
+// (v0.0.0-20260102150405-abcdef123456, v1.2.4-0.20260102150405-abcdef123456,
+// optionally +dirty or +incompatible): the last 12 hex digits after the
+// 14-digit UTC timestamp (https://go.dev/ref/mod#pseudo-versions).
+var pseudoVersionRev = regexp.MustCompile(`[-.]\d{14}-([0-9a-f]{12})(?:\+[0-9A-Za-z.+-]*)?$`)

@@ -316,7 +316,7 @@ func (e *Engine) inspect(rt *Runtime, w *Wire, o *Outcome) {
 	req := &o.Request
 	wr := waf.Request{
 		ID: o.ID, Method: w.Method, Proto: w.Proto, Host: w.Host,
-		Path: req.EscapedPath, RawQuery: req.RawQuery, Header: w.Header,
+		Path: req.EscapedPath, RawQuery: req.RawQuery, RawTarget: w.Target, Header: w.Header,
 		TransferEncoding: w.TransferEncoding, Body: o.Body, ContentLength: w.ContentLength,
 		ClientIP: req.ClientIP, ClientPort: waf.ClientPort(w.RemoteAddr, req.ClientIP),
 	}

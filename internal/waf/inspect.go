@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,6 +29,9 @@ type Match struct {
 	// ErrorLog is Coraza's ModSecurity-style error-log line for the match,
 	// verbatim ([id "942100"] [msg "..."] [unique_id "<transaction id>"] ...).
 	ErrorLog string
+	// Canonical: the rule matched the canonical target, not the raw one
+	// the client sent (see Request).
+	Canonical bool
 }
 
 // Verdict is the WAF's judgement of a request (phases 1 and 2).
@@ -99,6 +103,9 @@ func writeMatches(b *strings.Builder, ms []Match) {
 		if m.Variable != "" {
 			fmt.Fprintf(b, " in %s", m.Variable)
 		}
+		if m.Canonical {
+			b.WriteString(" (canonical target)")
+		}
 	}
 }
 
@@ -114,6 +121,15 @@ func (v *Verdict) RuleIDs() []int {
 // Request is what the WAF judges, as parts, so that any front end (the
 // gateway, the middleware, a decision service that never sees a
 // *http.Request) can hand it over.
+//
+// The CRS judges the request target as the client sent it (RawTarget), as
+// it is written to: its rules decode and normalise for themselves
+// (t:urlDecodeUni, t:normalizePath, ...), and some look for exactly what a
+// canonical form removes, such as the "//" of a URL inside the path
+// (931xxx, remote file inclusion). When the raw target's path differs from
+// the canonical one, the canonical form (what the upstream receives) is
+// judged too, and a rule matched on either counts. Route tuning (RouteTuning)
+// always keys on the canonical Path, the one warden's own rules judged.
 type Request struct {
 	// ID becomes Coraza's transaction id (unique_id in every matched rule's
 	// log line): warden's request id. Empty: a random one.
@@ -122,11 +138,19 @@ type Request struct {
 	Proto  string
 	Host   string
 	// Path is the canonical path in its wire form
-	// (canonical.Request.EscapedPath: what the upstream receives); the WAF
-	// takes the path from here, never from the raw target.
+	// (canonical.Request.EscapedPath: what the upstream receives). Route
+	// tuning keys on it, decoded; it is also judged by the CRS when it
+	// differs from RawTarget's path.
 	Path     string
 	RawQuery string
-	Header   http.Header
+	// RawTarget is the request target exactly as the client sent it (the
+	// request line's second word: http.Request.RequestURI for HTTP/1.x, the
+	// :path pseudo-header for HTTP/2), query included. The CRS judges it
+	// (REQUEST_URI, REQUEST_URI_RAW, REQUEST_LINE, REQUEST_FILENAME,
+	// REQUEST_BASENAME, QUERY_STRING, ARGS_GET). Empty: the front end has
+	// no raw form, and Path with RawQuery stand in for it.
+	RawTarget string
+	Header    http.Header
 	// TransferEncoding is what net/http moved out of Header.
 	TransferEncoding []string
 	// Body may be nil. ContentLength is -1 when unknown.
@@ -136,6 +160,31 @@ type Request struct {
 	// client is the peer itself (0 otherwise).
 	ClientIP   netip.Addr
 	ClientPort int
+}
+
+// canonicalTarget is the canonical path and query as one request target.
+func (r *Request) canonicalTarget() string {
+	if r.RawQuery != "" {
+		return r.Path + "?" + r.RawQuery
+	}
+	return r.Path
+}
+
+// rawTarget is what the client sent, or the canonical target when the front
+// end does not know it.
+func (r *Request) rawTarget() string {
+	if r.RawTarget != "" {
+		return r.RawTarget
+	}
+	return r.canonicalTarget()
+}
+
+// judgesCanonicalToo: the canonical target says something the raw one does
+// not (merged slashes, resolved dot segments, decoded or re-encoded bytes,
+// the absolute form's scheme and authority dropped), so it is judged as
+// well. Most requests arrive canonical already and cost one pass.
+func (r *Request) judgesCanonicalToo() bool {
+	return r.RawTarget != "" && r.RawTarget != r.canonicalTarget()
 }
 
 // Inspect runs phases 1 and 2 on r.
@@ -152,10 +201,9 @@ type Request struct {
 //
 // An error means the request body could not be read; nothing was judged.
 func (e *Engine) Inspect(r *Request) (Verdict, io.ReadCloser, error) {
-	path := r.Path
-	decodedPath, err := url.PathUnescape(path)
+	decodedPath, err := url.PathUnescape(r.Path)
 	if err != nil {
-		decodedPath = path
+		decodedPath = r.Path
 	}
 	if r.Body == nil {
 		r.Body = http.NoBody
@@ -168,16 +216,57 @@ func (e *Engine) Inspect(r *Request) (Verdict, io.ReadCloser, error) {
 	ot := &openTransaction{engine: e, tx: tx, proto: r.Proto}
 	v := Verdict{Inspected: true, TransactionID: tx.ID()}
 
+	e.startRequest(tx, r, r.rawTarget(), decodedPath)
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		return e.endRequest(ot, v, nil), r.Body, nil // refused already: nothing to add
+	}
+
+	body, forward, overLimit, err := e.readBody(r, tx)
+	if err != nil {
+		ot.close()
+		return Verdict{}, nil, fmt.Errorf("waf: reading request body: %w", err)
+	}
+	switch {
+	case overLimit && e.cfg.BodyOverLimit == BodyOverLimitReject:
+		v.TooLarge = true
+		return e.endRequest(ot, v, nil), forward, nil
+	case overLimit:
+		v.BodyUninspected = true // phase 2 still runs on everything else
+	case len(body) > 0:
+		if _, _, err := tx.WriteRequestBody(body); err != nil {
+			ot.close()
+			return Verdict{}, nil, fmt.Errorf("waf: buffering request body: %w", err)
+		}
+	}
+	if _, err := tx.ProcessRequestBody(); err != nil {
+		ot.close()
+		return Verdict{}, nil, fmt.Errorf("waf: processing request body: %w", err)
+	}
+	var cj *canonicalJudgement
+	if tx.Interruption() == nil {
+		cj = e.judgeCanonical(r, decodedPath, body)
+	}
+	return e.endRequest(ot, v, cj), forward, nil
+}
+
+// canonicalPathVar is the TX variable holding the decoded canonical path,
+// set before phase 1: route tuning keys on it (REQUEST_FILENAME is the raw
+// path the client sent), and operator Directives may too.
+const canonicalPathVar = "warden_canonical_path"
+
+// startRequest hands the connection, the target and the headers to tx.
+func (e *Engine) startRequest(tx types.Transaction, r *Request, target, decodedPath string) {
 	client := ""
 	if r.ClientIP.IsValid() {
 		client = r.ClientIP.Unmap().String()
 	}
 	tx.ProcessConnection(client, r.ClientPort, "", 0)
-	uri := path
-	if r.RawQuery != "" {
-		uri += "?" + r.RawQuery
+	if vt, ok := tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	}); ok {
+		vt.Variables().TX().Set(canonicalPathVar, []string{decodedPath})
 	}
-	tx.ProcessURI(uri, r.Method, r.Proto)
+	tx.ProcessURI(target, r.Method, r.Proto)
 	for name, values := range r.Header {
 		for _, value := range values {
 			tx.AddRequestHeader(name, value)
@@ -193,42 +282,53 @@ func (e *Engine) Inspect(r *Request) (Verdict, io.ReadCloser, error) {
 	for _, te := range r.TransferEncoding {
 		tx.AddRequestHeader("Transfer-Encoding", te)
 	}
+}
 
-	if it := tx.ProcessRequestHeaders(); it != nil {
-		return e.endRequest(ot, v), r.Body, nil
-	}
+// canonicalJudgement is what the pass over the canonical target found.
+type canonicalJudgement struct {
+	interrupted, wouldBlock bool
+	status, score           int
+	matches                 []Match
+}
 
-	body, forward, overLimit, err := e.readBody(r, tx)
-	if err != nil {
-		ot.close()
-		return Verdict{}, nil, fmt.Errorf("waf: reading request body: %w", err)
+// judgeCanonical runs phases 1 and 2 (and logging) once more, on the
+// canonical target, in a transaction of its own that is closed before it
+// returns; nil when the raw target is the canonical one. body is what the
+// first pass inspected.
+func (e *Engine) judgeCanonical(r *Request, decodedPath string, body []byte) *canonicalJudgement {
+	if !r.judgesCanonicalToo() {
+		return nil
 	}
-	switch {
-	case overLimit && e.cfg.BodyOverLimit == BodyOverLimitReject:
-		v.TooLarge = true
-		return e.endRequest(ot, v), forward, nil
-	case overLimit:
-		v.BodyUninspected = true // phase 2 still runs on everything else
-	case len(body) > 0:
-		if _, _, err := tx.WriteRequestBody(body); err != nil {
-			ot.close()
-			return Verdict{}, nil, fmt.Errorf("waf: buffering request body: %w", err)
+	tx := e.newTransaction(r.ID)
+	ot := &openTransaction{engine: e, tx: tx, proto: r.Proto}
+	e.startRequest(tx, r, r.canonicalTarget(), decodedPath)
+	if tx.ProcessRequestHeaders() == nil {
+		if len(body) > 0 && tx.IsRequestBodyAccessible() {
+			_, _, _ = tx.WriteRequestBody(body) // in memory, within the limit: the first pass took the same bytes
 		}
+		_, _ = tx.ProcessRequestBody()
 	}
-	if _, err := tx.ProcessRequestBody(); err != nil {
-		ot.close()
-		return Verdict{}, nil, fmt.Errorf("waf: processing request body: %w", err)
+	j := &canonicalJudgement{score: txInt(tx, "blocking_inbound_anomaly_score")}
+	if it := tx.Interruption(); it != nil {
+		j.interrupted, j.wouldBlock, j.status = true, true, interruptionStatus(it)
+	} else if it := detectionOnlyInterruption(tx); it != nil {
+		j.wouldBlock, j.status = true, interruptionStatus(it)
 	}
-	return e.endRequest(ot, v), forward, nil
+	j.matches = append(ot.newMatches(), ot.close()...)
+	for i := range j.matches {
+		j.matches[i].Canonical = true
+	}
+	return j
 }
 
 // RequestFrom gives the parts of an *http.Request, for front ends that have
-// one. path and rawQuery are the canonical ones; clientIP the client rules
-// judged.
+// one. path and rawQuery are the canonical ones; the raw target is
+// r.RequestURI, what the client sent; clientIP the client rules judged.
 func RequestFrom(r *http.Request, id, path, rawQuery string, clientIP netip.Addr) *Request {
 	return &Request{
 		ID: id, Method: r.Method, Proto: r.Proto, Host: r.Host,
-		Path: path, RawQuery: rawQuery, Header: r.Header, TransferEncoding: r.TransferEncoding,
+		Path: path, RawQuery: rawQuery, RawTarget: r.RequestURI,
+		Header: r.Header, TransferEncoding: r.TransferEncoding,
 		Body: r.Body, ContentLength: r.ContentLength,
 		ClientIP: clientIP, ClientPort: ClientPort(r.RemoteAddr, clientIP),
 	}
@@ -270,9 +370,10 @@ type replayBody struct {
 	io.Closer
 }
 
-// endRequest fills the verdict after phase 2 (or an earlier interruption)
-// and either keeps the transaction open for the response or ends it.
-func (e *Engine) endRequest(ot *openTransaction, v Verdict) Verdict {
+// endRequest fills the verdict after phase 2 (or an earlier interruption),
+// folds in the canonical pass (cj, nil when there was none), and either
+// keeps the transaction open for the response or ends it.
+func (e *Engine) endRequest(ot *openTransaction, v Verdict, cj *canonicalJudgement) Verdict {
 	tx := ot.tx
 	v.Score = txInt(tx, "blocking_inbound_anomaly_score")
 	if it := tx.Interruption(); it != nil {
@@ -284,6 +385,20 @@ func (e *Engine) endRequest(ot *openTransaction, v Verdict) Verdict {
 		v.Status = interruptionStatus(it)
 	}
 	v.Matches = ot.newMatches()
+	if cj != nil {
+		v.Score = max(v.Score, cj.score)
+		if !v.WouldBlock && cj.wouldBlock {
+			v.Blocked = cj.interrupted && !e.detect
+			v.WouldBlock = true
+			v.Status = cj.status
+		}
+		for _, m := range cj.matches {
+			// A rule the raw target already matched is reported once.
+			if !slices.ContainsFunc(v.Matches, func(o Match) bool { return o.RuleID == m.RuleID }) {
+				v.Matches = append(v.Matches, m)
+			}
+		}
+	}
 	if e.cfg.ResponseInspection && !v.Blocked && !v.TooLarge {
 		v.open = ot
 		return v

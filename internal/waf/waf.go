@@ -8,8 +8,10 @@
 // exclusion rules).
 //
 // The WAF never works out a path of its own: Inspect is given the canonical
-// path the gateway judged and forwards, and the request body it inspects is
-// the very byte slice it hands back for forwarding.
+// path the gateway judged and forwards, and the target exactly as the client
+// sent it; the CRS judges both (see Request), route tuning keys on the
+// canonical path, and the request body it inspects is the very byte slice
+// it hands back for forwarding.
 package waf
 
 import (
@@ -394,9 +396,13 @@ func settingsDirectives(cfg Config) string {
 		settingsRuleID, cfg.ParanoiaLevel, cfg.InboundThreshold, cfg.OutboundThreshold)
 }
 
-// compileRoutes turns the per-route tuning into phase-1 rules keyed on
-// REQUEST_FILENAME, the way CRS runtime exclusions are written. Each prefix
-// becomes two rules: the exact path and everything below it.
+// compileRoutes turns the per-route tuning into phase-1 rules, the way CRS
+// runtime exclusions are written, keyed on the canonical path warden's own
+// rules judged (TX:warden_canonical_path, set by Inspect before phase 1),
+// not on REQUEST_FILENAME: that is the raw path the client sent, and a
+// client must not pick or dodge a route's tuning by spelling the path
+// another way (//search, /./search). Each prefix becomes two rules: the
+// exact path and everything below it.
 func compileRoutes(routes []RouteTuning) (string, error) {
 	var b strings.Builder
 	seen := map[string]bool{}
@@ -428,7 +434,7 @@ func compileRoutes(routes []RouteTuning) (string, error) {
 			if id > lastRouteRuleID {
 				return "", fmt.Errorf("waf: too many tuned routes (rule ids %d-%d exhausted)", firstRouteRuleID, lastRouteRuleID)
 			}
-			fmt.Fprintf(&b, "SecRule REQUEST_FILENAME \"%s %s\" \"id:%d,phase:1,pass,nolog,t:none,%s\"\n", m[0], m[1], id, actions)
+			fmt.Fprintf(&b, "SecRule TX:%s \"%s %s\" \"id:%d,phase:1,pass,nolog,t:none,%s\"\n", canonicalPathVar, m[0], m[1], id, actions)
 			id++
 		}
 	}
@@ -556,7 +562,7 @@ func (e *Engine) routeOff(path string) bool {
 	return slices.ContainsFunc(e.offs, func(prefix string) bool { return prefixCovers(prefix, path) })
 }
 
-// prefixCovers is the Go twin of the REQUEST_FILENAME rules compileRoutes
+// prefixCovers is the Go twin of the TX:warden_canonical_path rules compileRoutes
 // writes: exact match or whole-segment prefix.
 func prefixCovers(prefix, path string) bool {
 	if strings.HasSuffix(prefix, "/") {
