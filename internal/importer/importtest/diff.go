@@ -436,7 +436,12 @@ func MakeHtpasswd(t *testing.T, path string) {
 // import's notes) and on the safe side: warden refuses (4xx/5xx) where the
 // server served, or refuses with another status.
 type Divergence struct {
-	Path   string
+	Path   string // "" for every path
+	// PathPrefix, when set, matches every path under it instead.
+	PathPrefix string
+	// Variant, when set, limits it to requests whose variant name (as the
+	// failure messages print it) contains this.
+	Variant string
 	Method string // "" for GET
 	Source string // "" for every source
 	Note   string
@@ -497,7 +502,12 @@ func divergenceFor(list []Divergence, p probe) (Divergence, bool) {
 		if m == "" {
 			m = http.MethodGet
 		}
-		if d.Path == p.path && m == p.method && (d.Source == "" || d.Source == p.source) {
+		pathOK := d.Path == "" || d.Path == p.path
+		if d.PathPrefix != "" {
+			pathOK = strings.HasPrefix(p.path, d.PathPrefix)
+		}
+		if pathOK && m == p.method && (d.Source == "" || d.Source == p.source) &&
+			(d.Variant == "" || strings.Contains(p.v.name, d.Variant)) {
 			return d, true
 		}
 	}

@@ -14,6 +14,13 @@ import (
 
 var nginxCases = []importtest.Case{
 	{
+		Name:         "hash-kinds",
+		Family:       "password files",
+		Source:       "nginx documentation, ngx_http_auth_basic_module (auth_basic_user_file formats)",
+		AllHashKinds: true,
+		Notes:        []string{"allow_weak_hashes is set", "garbage (not a hash nginx or Apache reads)"},
+	},
+	{
 		Name:   "index-redirect",
 		Family: "index redirect",
 		Source: "nginx documentation, ngx_http_index_module (index is an internal redirect)",

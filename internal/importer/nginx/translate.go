@@ -272,7 +272,7 @@ func (t *ngxTranslator) translate(top []*ngxDirective) (*importer.Result, error)
 	importer.UniqueNames(out.Rules)
 	out.Handlers = t.handlers()
 	if t.htpasswd != nil {
-		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.confDir, t.realm, t.src(t.htpasswd))
+		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.confDir, t.realm, t.src(t.htpasswd), importer.Nginx)
 		out.Htpasswd = h
 		t.notes = append(t.notes, notes...)
 	}
