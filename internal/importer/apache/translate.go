@@ -697,6 +697,7 @@ func (t *apTranslator) requireLine(d *apDirective) *apAuthz {
 			return nil
 		}
 		n.provider, n.users = "user", args[1:]
+	default:
 		t.note(d, importer.Approximate, "this Require provider is not translated; it is treated as never granting")
 	}
 	return n
