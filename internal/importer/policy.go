@@ -81,6 +81,9 @@ type Rule struct {
 	Addrs        *IPSet // the addresses the rule matches, for pruning
 	RefererNotIn []string
 	RequireAuth  bool
+	// Expr is a CEL condition (request headers and method) the rule also
+	// needs, for nginx if blocks and Apache RewriteCond chains.
+	Expr string
 	// RequireRoles, with RequireAuth, asks for one of these roles (Apache's
 	// Require user NAME; see HtpasswdFile.Roles).
 	RequireRoles []string
@@ -136,7 +139,7 @@ func (r *Rule) Decides() bool { return r.Action != "" }
 // UnconditionalWithin is true when the rule matches every request on its
 // path, whoever asks.
 func (r *Rule) UnconditionalWithin() bool {
-	return r.MatchesAllAddrs() && len(r.RefererNotIn) == 0
+	return r.MatchesAllAddrs() && len(r.RefererNotIn) == 0 && r.Expr == ""
 }
 
 // UniqueNames makes rule names unique by numbering repeats.

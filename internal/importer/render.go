@@ -131,6 +131,9 @@ func (r *Rule) node() *yaml.Node {
 	if len(when.Content) > 0 {
 		addKV(n, "when", when)
 	}
+	if r.Expr != "" {
+		addKV(n, "expr", str(r.Expr))
+	}
 	if r.RequireAuth {
 		req := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
 		if len(r.RequireRoles) > 0 {
