@@ -14,6 +14,25 @@ import (
 
 var nginxCases = []importtest.Case{
 	{
+		Name:     "defaults",
+		Family:   "server defaults",
+		Source:   "nginx 1.22 defaults (disable_symlinks off, merge_slashes on, dotfiles served)",
+		Files:    importtest.DefaultsFiles,
+		Symlinks: importtest.DefaultsSymlinks,
+		Paths:    importtest.DefaultsPaths,
+		Diverge:  importtest.DefaultsDiverge,
+		Requests: methodAndAgentRequests([]string{"/a.txt", "/pub/"}),
+	},
+	{
+		Name:     "h5bp-dotfiles",
+		Family:   "server defaults",
+		Source:   "h5bp/server-configs-nginx h5bp/location/security_file_access.conf",
+		Files:    importtest.DefaultsFiles,
+		Symlinks: importtest.DefaultsSymlinks,
+		Paths:    importtest.DefaultsPaths,
+		Diverge:  importtest.DefaultsDiverge,
+	},
+	{
 		Name:     "if-and-limit-except",
 		Family:   "if and limit_except",
 		Source:   "nginx documentation: ngx_http_rewrite_module (if), ngx_http_core_module (limit_except); h5bp server-configs-nginx",

@@ -41,21 +41,21 @@ type ngxAccess struct {
 // ngxSettings are the inheritable settings of one level (http, server,
 // location). nil or unset fields inherit from the enclosing level.
 type ngxSettings struct {
-	access      []ngxAccess
-	accessSet   bool
-	satisfyAny  *bool
-	authBasic   *ngxDirective // auth_basic "realm" | off
-	authFile    *ngxDirective
-	referers    []*ngxDirective // several valid_referers lines in one block add up
-	root        *ngxDirective
-	index       *ngxDirective
-	autoindex   *ngxDirective
-	proxyPass   *ngxDirective // not inherited
+	access     []ngxAccess
+	accessSet  bool
+	satisfyAny *bool
+	authBasic  *ngxDirective // auth_basic "realm" | off
+	authFile   *ngxDirective
+	referers   []*ngxDirective // several valid_referers lines in one block add up
+	root       *ngxDirective
+	index      *ngxDirective
+	autoindex  *ngxDirective
+	proxyPass  *ngxDirective // not inherited
 	// limitExcept is the location's limit_except block: its access
 	// settings (inheriting the location's) apply to the other methods.
 	limitExcept *ngxLimitExcept // not inherited
-	internal    *ngxDirective // not inherited
-	steps       []ngxStep     // rewrite-phase steps, not inherited
+	internal    *ngxDirective   // not inherited
+	steps       []ngxStep       // rewrite-phase steps, not inherited
 	serverNames []string
 }
 
@@ -70,9 +70,9 @@ type ngxLimitExcept struct {
 type ngxStep struct {
 	referer bool
 	// expr is the CEL form of another if condition.
-	expr    string
-	status  int
-	d       *ngxDirective // the return (or the if)
+	expr   string
+	status int
+	d      *ngxDirective // the return (or the if)
 }
 
 // inherit fills what s leaves unset from parent, as nginx merges location
@@ -1308,6 +1308,7 @@ func (t *ngxTranslator) filesHandler(path string, s *ngxSettings, d *ngxDirectiv
 	}
 	h := importer.Handler{Path: path, Root: root, Listing: s.listing(),
 		Comment: t.comment(d, fmt.Sprintf("%s (line %d); nginx serves dotfiles, warden does not unless serve_dotfiles: true", s.root.text(), s.root.line))}
+	t.notes = append(t.notes, importer.DefaultsNotes(t.src(s.root), importer.Nginx)...)
 	idx := s.indexFiles()
 	if !slices.Equal(idx, []string{"index.html"}) {
 		h.Index = idx
