@@ -14,6 +14,32 @@ import (
 
 var apacheCases = []importtest.Case{
 	{
+		Name:         "require-user",
+		Family:       "Require user",
+		Source:       "Apache documentation, Authentication and Authorization howto (Require user)",
+		AllHashKinds: true,
+		Diverge: []importtest.Divergence{
+			{Variant: "{PLAIN} credentials", Note: "Apache cannot sign in users with {PLAIN} or {SSHA}", Why: "warden refuses the user Apache cannot read with 403 role_required, Apache with 401"},
+			{Variant: "{SSHA} credentials", Note: "Apache cannot sign in users with {PLAIN} or {SSHA}", Why: "as {PLAIN}"},
+			{PathPrefix: "/admin", Variant: "credentials", Note: "Require user does not name is refused with 403", Why: "a user not named: warden 403, Apache 401"},
+			{PathPrefix: "/team", Variant: "credentials", Note: "Require user does not name is refused with 403", Why: "as /admin"},
+			{PathPrefix: "/sub", Variant: "credentials", Note: "Require user does not name is refused with 403", Why: "as /admin"},
+			{PathPrefix: "//admin", Variant: "credentials", Note: "Require user does not name is refused with 403", Why: "as /admin"},
+			{PathPrefix: "/%61dmin", Variant: "credentials", Note: "Require user does not name is refused with 403", Why: "as /admin"},
+			{PathPrefix: "/pub/../admin", Variant: "credentials", Note: "Require user does not name is refused with 403", Why: "as /admin"},
+		},
+	},
+	{
+		Name:         "hash-kinds",
+		Family:       "password files",
+		Source:       "Apache documentation, Password Formats (bcrypt, $apr1$, {SHA}, crypt)",
+		AllHashKinds: true,
+		Diverge: []importtest.Divergence{
+			{Variant: "{PLAIN} credentials", Note: "Apache cannot sign in users with {PLAIN} or {SSHA}", Why: "warden refuses the user Apache cannot read with 403 role_required, Apache with 401"},
+			{Variant: "{SSHA} credentials", Note: "Apache cannot sign in users with {PLAIN} or {SSHA}", Why: "as {PLAIN}"},
+		},
+	},
+	{
 		Name: "require-ip-and-containers",
 	},
 	{

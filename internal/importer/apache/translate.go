@@ -43,6 +43,16 @@ func Import(docroot string, files ...string) (*importer.Result, error) {
 
 // apAuthz is a node of mod_authz_core's tree: a Require line (provider) or
 // a <RequireAll|RequireAny|RequireNone> section.
+// userRolePlaceholders names the roles of Require user NAME; they are the
+// roles HtpasswdFile.UserRole grants.
+func userRolePlaceholders(users []string) []string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = importer.UserRoleName(u)
+	}
+	return out
+}
+
 type apAuthz struct {
 	d        *apDirective
 	and      bool // RequireAll; RequireAny and the implicit top level are "or"
@@ -53,6 +63,30 @@ type apAuthz struct {
 	provider string
 	granted  bool
 	set      importer.IPSet
+	users    []string // Require user NAME...
+}
+
+// The callers eval considers: nobody signed in, a signed-in user no
+// Require user names (anyUser), or a named user.
+const (
+	noUser  = ""
+	anyUser = "\x00any"
+)
+
+// userNames lists the names of every Require user line in the tree.
+func (n *apAuthz) userNames() []string {
+	var out []string
+	if n.provider == "user" {
+		out = append(out, n.users...)
+	}
+	for _, c := range n.children {
+		for _, u := range c.userNames() {
+			if !slices.Contains(out, u) {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
 }
 
 // mod_authz_core's results.
@@ -72,7 +106,7 @@ type authzPartition map[authzStatus]importer.IPSet
 // without an authenticated user, following apply_authz_sections: "and"
 // stops at the first denial, "or" at the first grant, and negation turns a
 // grant into a denial and a denial into neutral.
-func (n *apAuthz) eval(user bool) authzPartition {
+func (n *apAuthz) eval(user string) authzPartition {
 	var res authzPartition
 	if n.children == nil && n.provider != "" || n.children == nil && n.d != nil && !n.d.isBlock {
 		switch n.provider {
@@ -85,10 +119,19 @@ func (n *apAuthz) eval(user bool) authzPartition {
 				res = authzPartition{authzDenied: importer.AllAddrs()}
 			}
 		case "valid-user":
-			if user {
+			if user != noUser {
 				res = authzPartition{authzGranted: importer.AllAddrs()}
 			} else {
 				res = authzPartition{authzDeniedNoUser: importer.AllAddrs()}
+			}
+		case "user":
+			switch {
+			case user == noUser:
+				res = authzPartition{authzDeniedNoUser: importer.AllAddrs()}
+			case slices.Contains(n.users, user):
+				res = authzPartition{authzGranted: importer.AllAddrs()}
+			default:
+				res = authzPartition{authzDenied: importer.AllAddrs()}
 			}
 		default:
 			// Unknown providers never grant (reported when parsed).
@@ -253,6 +296,8 @@ type apTranslator struct {
 	// htpasswd is the first AuthUserFile in use.
 	htpasswd *apDirective
 	realm    string
+	// namedUsers are the users of Require user lines in effect.
+	namedUsers []string
 }
 
 func (t *apTranslator) note(d *apDirective, kind, why string) {
@@ -646,6 +691,12 @@ func (t *apTranslator) requireLine(d *apDirective) *apAuthz {
 		t.note(d, importer.Approximate, "local is translated as 127.0.0.0/8 and ::1; Apache also counts the server's own addresses")
 	case "valid-user":
 		n.provider = "valid-user"
+	case "user":
+		if len(args) < 2 {
+			t.note(d, importer.NotTranslated, "Require user without a name")
+			return nil
+		}
+		n.provider, n.users = "user", args[1:]
 	default:
 		t.note(d, importer.Approximate, "this Require provider is not translated; it is treated as never granting")
 	}
@@ -1326,11 +1377,14 @@ func (t *apTranslator) translate() (*importer.Result, error) {
 	importer.UniqueNames(out.Rules)
 	out.Handlers = t.handlers(prefixes, effs)
 	if t.htpasswd != nil {
-		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.docroot, t.realm, t.src(t.htpasswd))
+		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.docroot, t.realm, t.src(t.htpasswd), importer.Apache)
 		if !filepath.IsAbs(t.htpasswd.args[0]) {
 			t.note(t.htpasswd, importer.Approximate, "a relative AuthUserFile is relative to Apache's ServerRoot; it is read relative to the document root")
 		}
 		out.Htpasswd = h
+		for _, u := range t.namedUsers {
+			h.UserRole(u)
+		}
 		t.notes = append(t.notes, notes...)
 	}
 	out.Header = []string{
@@ -1436,12 +1490,37 @@ func closes(rules []importer.Rule, pm *importer.PathMatch) bool {
 // 401 even after signing in.
 func (t *apTranslator) authzRules(base string, pm *importer.PathMatch, e *apEffective, label string) []importer.Rule {
 	var rules []importer.Rule
-	noUser := e.authz.eval(false)
-	withUser := e.authz.eval(true)
-	forbidden := noUser[authzDenied].Union(noUser[authzNeutral])
-	needUser := noUser[authzDeniedNoUser]
+	anonymous := e.authz.eval(noUser)
+	withUser := e.authz.eval(anyUser)
+	forbidden := anonymous[authzDenied].Union(anonymous[authzNeutral])
+	needUser := anonymous[authzDeniedNoUser]
 	passAfter := needUser.Intersect(withUser[authzGranted])
-	never := needUser.Minus(passAfter)
+	// Addresses where only some named users pass: grouped by the set of
+	// names that pass there.
+	type named struct {
+		users []string
+		addrs importer.IPSet
+	}
+	var byName []named
+	passNamed := importer.IPSet{}
+	for _, u := range e.authz.userNames() {
+		extra := needUser.Intersect(e.authz.eval(u)[authzGranted]).Minus(passAfter)
+		if extra.IsEmpty() {
+			continue
+		}
+		passNamed = passNamed.Union(extra)
+		found := false
+		for i := range byName {
+			if byName[i].addrs.Equal(extra) {
+				byName[i].users = append(byName[i].users, u)
+				found = true
+			}
+		}
+		if !found {
+			byName = append(byName, named{users: []string{u}, addrs: extra})
+		}
+	}
+	never := needUser.Minus(passAfter).Minus(passNamed)
 	d := e.authz.d
 	desc := t.authzText(e.authz)
 	r := importer.Rule{Name: base + "-require", Path: pm, Action: "deny", Src: t.src(d), Comment: t.comment(d, label+": "+desc)}
@@ -1471,6 +1550,19 @@ func (t *apTranslator) authzRules(base string, pm *importer.PathMatch, e *apEffe
 		Comment: t.comment(d, fmt.Sprintf("%s: sign-in via %s (line %d)", label, e.authUserFile.text(), e.authUserFile.line))}
 	if g.SetIP(passAfter) {
 		rules = append(rules, g)
+	}
+	if len(byName) > 0 {
+		t.note(d, importer.Approximate, "a signed-in user that Require user does not name is refused with 403 role_required; Apache answers 401")
+	}
+	for _, nm := range byName {
+		g := importer.Rule{Name: base + "-users", Path: pm, RequireAuth: true, Src: t.src(d),
+			Comment: t.comment(d, fmt.Sprintf("%s: Require user %s; sign-in via %s (line %d)", label, strings.Join(nm.users, " "), e.authUserFile.text(), e.authUserFile.line))}
+		t.namedUsers = append(t.namedUsers, nm.users...)
+		if g.SetIP(nm.addrs) {
+			// The roles are given once the user file is known (translate).
+			g.RequireRoles = userRolePlaceholders(nm.users)
+			rules = append(rules, g)
+		}
 	}
 	return rules
 }
