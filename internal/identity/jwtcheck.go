@@ -26,29 +26,26 @@ const maxNumericDate = 1 << 40
 const maxQuoted = 64
 
 // looksLikeJWT tells a compact JWS from an opaque key by its structure, so
-// one Authorization header can serve both authenticators: three segments of
-// the base64url alphabet (RFC 7515 section 7.1: no padding), the first of
-// which decodes to what opens a JSON object, i.e. a JOSE header. Recognising tokens by
-// their first characters ("eyJ") sent a validly signed token whose header
-// was serialised with a space or a newline ("ewog...") to the API-key
-// authenticator, refused as "unknown API key" (issue 10). A token over the
-// size bound is judged by its segments alone, without decoding, so that
-// the JWT authenticator refuses it for its length.
+// one Authorization header can serve both authenticators: three segments
+// (two dots), the first of the base64url alphabet (RFC 7515 section 2: no
+// padding) decoding to what opens a JSON object, i.e. a JOSE header. The
+// other two segments are not judged here: a token with a broken payload or
+// signature is still a token, refused by the JWT authenticator as
+// malformed, not an unknown API key. Recognising tokens by their first
+// characters ("eyJ") sent a validly signed token whose header was
+// serialised with a space or a newline ("ewog...") to the API-key
+// authenticator, refused as "unknown API key" (issue 10). A header segment
+// over the size bound is judged by its alphabet alone, without decoding,
+// so that the JWT authenticator refuses the token for its length.
 func looksLikeJWT(v string) bool {
-	head, rest, ok := strings.Cut(v, ".")
-	if !ok {
+	if strings.Count(v, ".") != 2 {
 		return false
 	}
-	payload, sig, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(sig, ".") || head == "" {
+	head, _, _ := strings.Cut(v, ".")
+	if head == "" || !isBase64URL(head) {
 		return false
 	}
-	for _, seg := range [...]string{head, payload, sig} {
-		if !isBase64URL(seg) {
-			return false
-		}
-	}
-	if len(v) > maxTokenBytes {
+	if len(head) > maxTokenBytes {
 		return true
 	}
 	hdr, err := base64.RawURLEncoding.DecodeString(head)
