@@ -211,6 +211,17 @@ func resourceOf(p string) string {
 	if p == "/backup" || p == "/backup/index.html" {
 		return "backup-index"
 	}
+	// By extension: the file itself, or a CGI script before its PATH_INFO
+	// (RFC 3875 4.1.5).
+	last := p[strings.LastIndexByte(p, '/')+1:]
+	for _, ext := range []string{".bak", ".sql", ".cgi"} {
+		if strings.HasSuffix(last, ext) {
+			return "by-extension"
+		}
+	}
+	if strings.Contains(p, ".cgi/") {
+		return "by-extension"
+	}
 	return "public"
 }
 

@@ -155,7 +155,7 @@ func (r *rule) matches(ctx *evalCtx, why *string) bool {
 			return false
 		}
 	}
-	if len(r.exts) > 0 && !hasExt(req.LowerPath, r.exts) {
+	if len(r.exts) > 0 && !pathmatch.HasExtension(req.LowerPath, r.exts, r.action != decision.Allow || r.require != nil) {
 		if why != nil {
 			*why = "extension not listed"
 		}
@@ -189,19 +189,4 @@ func addrString(a netip.Addr) string {
 		return "(none)"
 	}
 	return a.String()
-}
-
-func hasExt(lowerPath string, exts []string) bool {
-	slash := strings.LastIndexByte(lowerPath, '/')
-	dot := strings.LastIndexByte(lowerPath, '.')
-	if dot <= slash {
-		return false
-	}
-	ext := lowerPath[dot+1:]
-	for _, e := range exts {
-		if e == ext {
-			return true
-		}
-	}
-	return false
 }

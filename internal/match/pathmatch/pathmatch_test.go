@@ -154,3 +154,29 @@ func TestSpellingsDoNotAllocate(t *testing.T) {
 		t.Errorf("%.1f allocations", allocs)
 	}
 }
+
+func TestHasExtension(t *testing.T) {
+	exts := []string{"bak", "cgi"}
+	for _, c := range []struct {
+		path            string
+		plain, spelling bool
+	}{
+		{"/db.bak", true, true},
+		{"/db.bak/", false, true},
+		{"/db.bak//", false, true},
+		{"/db.bak;x", false, true},
+		{"/run.cgi/x/y", false, true},
+		{"/db.bak/x", false, false}, // a static file takes no PATH_INFO
+		{"/db.bak.txt", false, false},
+		{"/bak/", false, false},
+		{"/x.bak/y.bak", true, true},
+		{"/", false, false},
+	} {
+		if got := HasExtension(c.path, exts, false); got != c.plain {
+			t.Errorf("HasExtension(%q) = %v, want %v", c.path, got, c.plain)
+		}
+		if got := HasExtension(c.path, exts, true); got != c.spelling {
+			t.Errorf("HasExtension(%q, spellings) = %v, want %v", c.path, got, c.spelling)
+		}
+	}
+}

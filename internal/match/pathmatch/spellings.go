@@ -153,3 +153,50 @@ func spellingsLiteral(lit string) string {
 	}
 	return first
 }
+
+// HasExtension reports whether the file lowerPath names has one of exts
+// (lower-case, without the dot). With spellings, as for a rule that
+// refuses, the file is also the one a server serves for the path: the
+// last segment before a trailing slash (/db.bak/), the script before a
+// PATH_INFO (/shell.php/x), a segment without its ";params" (/db.bak;x).
+func HasExtension(lowerPath string, exts []string, spellings bool) bool {
+	if !spellings {
+		return hasExt(lastSegment(lowerPath), exts)
+	}
+	p := strings.TrimRight(lowerPath, "/")
+	if hasExt(withoutParams(lastSegment(p)), exts) {
+		return true
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' {
+			seg := withoutParams(lastSegment(p[:i]))
+			if hasScriptExtension("/"+seg) && hasExt(seg, exts) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+func withoutParams(seg string) string {
+	if i := strings.IndexByte(seg, ';'); i >= 0 {
+		return seg[:i]
+	}
+	return seg
+}
+
+func hasExt(seg string, exts []string) bool {
+	dot := strings.LastIndexByte(seg, '.')
+	if dot < 0 {
+		return false
+	}
+	ext := seg[dot+1:]
+	for _, e := range exts {
+		if e == ext {
+			return true
+		}
+	}
+	return false
+}
