@@ -224,8 +224,11 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 				// upstream serves as that file (/wp-login.php/,
 				// /wp-login.php/x, /admin/ for /admin/index.html), as a
 				// prefix /admin/ already covers /admin. Allow rules match
-				// only what is written, so they never let in more.
-				pat.Spellings = refuses
+				// only what is written, so they never let in more; so does
+				// a rule with case_sensitive: true, which asks for the
+				// literal path (the nginx importer relies on it: to nginx,
+				// /admin and /admin/ are different locations).
+				pat.Spellings = refuses && ci
 				r.paths = append(r.paths, pat)
 			}
 		}
