@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -21,6 +22,7 @@ type compiler struct {
 	errs    config.Errors
 	lists   map[string]*ipmatch.Set
 	p       *Policy
+	index   []string // see indexNames
 }
 
 func (c *compiler) errf(pos config.Pos, hint, format string, args ...any) {
@@ -180,6 +182,23 @@ func (c *compiler) knownLists() string {
 
 var validMethod = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true, "TRACE": true, "CONNECT": true}
 
+// indexNames are the index documents a refusing rule assumes a folder is
+// served with: the usual ones and those of this policy's file handlers.
+func (c *compiler) indexNames() []string {
+	if c.index != nil {
+		return c.index
+	}
+	c.index = slices.Clone(pathmatch.DefaultIndexNames)
+	for _, h := range c.cfg.Handle {
+		for _, name := range h.Index {
+			if n := strings.ToLower(name.Value); n != "" && !strings.Contains(n, "/") && !slices.Contains(c.index, n) {
+				c.index = append(c.index, n)
+			}
+		}
+	}
+	return c.index
+}
+
 func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 	r := rule{name: rc.Name.Value, line: rc.Pos.Line}
 	if r.name == "" {
@@ -229,6 +248,9 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 				// literal path (the nginx importer relies on it: to nginx,
 				// /admin and /admin/ are different locations).
 				pat.Spellings = refuses && ci
+				if pat.Spellings {
+					pat.IndexNames = c.indexNames()
+				}
 				r.paths = append(r.paths, pat)
 			}
 		}
