@@ -9,8 +9,8 @@ const (
 	srcTraefikFwdAuth   = "Traefik forwardAuth X-Forwarded-Uri / X-Forwarded-Method (Traefik docs; Authelia, oauth2-proxy read them)"
 	srcKong             = "Kong X-Forwarded-Path / X-Forwarded-Prefix (Kong proxy reference)"
 	srcNextInternal     = "Next.js internal headers x-matched-path, x-invoke-path, x-now-route-matches (filterInternalHeaders; CVE-2024-46982)"
-	srcEnvoyOrigPath    = "Envoy x-envoy-original-path (set on rewrites; Istio, Envoy Gateway)"
-	srcServerless       = "serverless WSGI/ASGI shims routing on X-Original-Path / X-Forwarded-Url / X-Vercel-Original-Pathname"
+	srcEnvoyOrigPath    = "Envoy x-envoy-original-path / x-envoy-original-url (set on rewrites and internal redirects; Istio, Envoy Gateway)"
+	srcServerless       = "serverless WSGI/ASGI/Express shims routing on X-Original-Path, X-Forwarded-Url, X-Vercel-Original-Path(name), X-Rewrite-Path/-URI, X-Path-Info"
 	srcRequestURI       = "X-Request-URI read as the path by PHP and Django middlewares and the .NET NewLife toolkit"
 	srcPrefix           = "X-Forwarded-Prefix / X-Script-Name cut off PATH_INFO (Werkzeug ProxyFix x_prefix, ReverseProxied recipe, Spring ForwardedHeaderFilter, ASP.NET PathBase)"
 	srcWordlist         = "403-bypass header wordlists (X-Override-URL, X-HTTP-DestinationURL, X-Proxy-Url, X-Custom-IP-Authorization)"
@@ -37,6 +37,11 @@ func overrideShapes() []shape {
 		{"X-Matched-Path", srcNextInternal},
 		{"X-Invoke-Path", srcNextInternal},
 		{"X-Envoy-Original-Path", srcEnvoyOrigPath},
+		{"X-Envoy-Original-URL", srcEnvoyOrigPath},
+		{"X-Vercel-Original-Path", srcServerless},
+		{"X-Rewrite-Path", srcServerless},
+		{"X-Rewrite-URI", srcServerless},
+		{"X-Path-Info", srcServerless},
 		{"X-Override-URL", srcWordlist},
 		{"X-HTTP-DestinationURL", srcWordlist},
 		{"X-Proxy-Url", srcWordlist},

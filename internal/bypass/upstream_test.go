@@ -148,6 +148,7 @@ var pathHeaders = []string{
 	"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri", "X-Forwarded-Uri", "X-Forwarded-Path",
 	"X-Original-Path", "X-Original-Pathname", "X-Vercel-Original-Pathname", "X-Request-Uri",
 	"X-Forwarded-Url", "X-Matched-Path", "X-Invoke-Path", "X-Envoy-Original-Path",
+	"X-Envoy-Original-Url", "X-Vercel-Original-Path", "X-Rewrite-Path", "X-Rewrite-Uri", "X-Path-Info",
 	"X-Override-Url", "X-Http-Destinationurl", "X-Proxy-Url",
 }
 

@@ -54,6 +54,12 @@ var overrideHeaders = []OverrideHeader{
 	// read as the path by ASGI/WSGI shims on serverless platforms.
 	{"X-Original-Pathname", whyPath, true, false},
 	{"X-Vercel-Original-Pathname", whyPath, true, false},
+	{"X-Vercel-Original-Path", whyPath, true, false},
+	// X-Rewrite-Path, X-Rewrite-Uri, X-Path-Info: the same shims and
+	// Express handlers restore the "original" path from them.
+	{"X-Rewrite-Path", whyPath, true, false},
+	{"X-Rewrite-Uri", whyPath, true, false},
+	{"X-Path-Info", whyPath, true, false},
 	// The remaining spellings are the ones 403-bypass wordlists try
 	// against the same code paths; no proxy sets them.
 	{"X-Override-Url", whyPath, true, false},
@@ -110,6 +116,8 @@ var overrideHeaders = []OverrideHeader{
 	// (Istio, Envoy Gateway); x-envoy-original-dst-host picks the upstream
 	// host of an ORIGINAL_DST cluster with use_http_header.
 	{"X-Envoy-Original-Path", whyPath, true, true},
+	// Envoy's internal redirects put the original URL here.
+	{"X-Envoy-Original-Url", whyPath, true, true},
 	{"X-Envoy-Original-Dst-Host", whyRoute, true, true},
 	// X-Forwarded-Prefix: Spring's ForwardedHeaderFilter, ASP.NET Core
 	// (ForwardedHeaders.XForwardedPrefix), Werkzeug ProxyFix, Symfony and
