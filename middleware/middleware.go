@@ -17,24 +17,16 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
-	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/config"
-	"github.com/warden-gateway/warden/internal/decision"
+	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/identity"
-	"github.com/warden-gateway/warden/internal/obs"
-	"github.com/warden-gateway/warden/internal/policy"
-	"github.com/warden-gateway/warden/internal/refusal"
 )
 
 // Guard is a compiled policy ready to guard handlers. It is safe for
 // concurrent use.
 type Guard struct {
-	pol    *policy.Policy
-	opts   refusal.Options
-	log    *slog.Logger
-	now    func() time.Time
+	eng    *engine.Engine
 	cancel context.CancelFunc
 }
 
@@ -56,26 +48,35 @@ func New(name string, yaml []byte) (*Guard, error) {
 	return build(cfg)
 }
 
+// build compiles the config exactly as `warden serve` and `warden check`
+// do: every section is validated, also those the middleware does not use.
 func build(cfg *config.Config) (*Guard, error) {
-	pol, err := policy.Compile(cfg)
+	g := &Guard{eng: engine.New(slog.Default())}
+	rt, err := engine.Build(cfg, engine.Options{Logger: slog.Default()})
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{pol: pol, log: slog.Default(), now: time.Now}
-	g.opts.Minimal = cfg.Refusals.Detail.Value == "minimal"
-	g.opts.ShowRule = cfg.Refusals.ShowRule
-	g.opts.Contact = cfg.Refusals.Contact
+	g.eng.Swap(rt)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	pol.Start(ctx) // key refresh and database reloads
+	rt.Start(ctx) // key refresh and database reloads
 	return g, nil
 }
 
-// WithLogger sends the decision log (refusals) to l instead of slog's default.
-func (g *Guard) WithLogger(l *slog.Logger) *Guard { g.log = l; return g }
+// WithLogger sends the decision log to l instead of slog's default. Which
+// decisions are logged is the policy's log.decisions, as for the gateway.
+func (g *Guard) WithLogger(l *slog.Logger) *Guard {
+	eng := engine.New(l)
+	eng.Swap(g.eng.Runtime())
+	g.eng = eng
+	return g
+}
 
 // Close stops the policy's background work.
-func (g *Guard) Close() { g.cancel() }
+func (g *Guard) Close() {
+	g.cancel()
+	g.eng.Runtime().Close()
+}
 
 type callerKey struct{}
 
@@ -89,35 +90,53 @@ func Caller(ctx context.Context) (id string, roles []string, ok bool) {
 	return p.ID, p.Roles, true
 }
 
-// Wrap guards next.
+// Wrap guards next. The request is judged exactly as the gateway judges it
+// (the same engine: override headers, header names, the body limit, the
+// rules and the WAF); a refusal is answered as the gateway answers it.
+// Allowed requests reach next with the canonical path, the body the WAF
+// inspected, and no identity headers a client set for itself.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := obs.NewRequestID()
-		w.Header().Set("X-Request-Id", id)
-		var req canonical.Request
-		if err := canonical.FillFrom(&req, r, &g.pol.Canonical); err != nil {
-			d := decision.Refuse(decision.BadRequest, err.Error())
-			g.refuse(w, r, &d, id)
+		if h := g.eng.VerifyEndpoint(r); h != nil {
+			h.ServeHTTP(w, r)
 			return
 		}
-		d := g.pol.Decide(&req, g.now(), nil)
-		if !d.Allowed() {
-			g.refuse(w, r, &d, id)
+		o := &engine.Outcome{Front: "middleware"}
+		wire := engine.FromHTTP(r)
+		g.eng.Judge(&wire, o)
+		w.Header().Set("X-Request-Id", o.ID)
+		if o.Refused() {
+			if !g.eng.ServeChallenge(w, r, o) {
+				g.eng.Respond(w, o)
+			}
+			g.eng.Log(o)
 			return
 		}
 		r2 := r.Clone(r.Context())
-		r2.URL.Path, r2.URL.RawPath = req.Path, req.EscapedPath
-		if d.Caller != nil {
-			r2 = r2.WithContext(context.WithValue(r2.Context(), callerKey{}, d.Caller))
+		r2.URL.Path, r2.URL.RawPath = o.Request.Path, o.Request.EscapedPath
+		r2.Body = o.Body
+		r2.Header = wire.Header
+		if d := o.Decision.Caller; d != nil {
+			r2 = r2.WithContext(context.WithValue(r2.Context(), callerKey{}, d))
+		}
+		o.Handler = "next"
+		for k, v := range o.Header {
+			w.Header()[k] = v
+		}
+		if o.WAFRan {
+			inner := w
+			w = o.WAF.WrapResponse(w)
+			defer func() {
+				rv, _ := o.WAF.Finish()
+				if rd, refused := rv.Refusal(); refused {
+					o.Replace(engine.StageUpstream, rd)
+					g.eng.Respond(inner, o)
+				}
+				g.eng.Log(o)
+			}()
+		} else {
+			defer g.eng.Log(o)
 		}
 		next.ServeHTTP(w, r2)
 	})
-}
-
-func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, d *decision.Decision, id string) {
-	g.log.LogAttrs(r.Context(), slog.LevelInfo, "decision",
-		slog.String("request_id", id), slog.String("method", r.Method), slog.String("uri", r.RequestURI),
-		slog.String("action", d.Action.String()), slog.String("code", string(d.Code)),
-		slog.String("rule", d.Rule), slog.String("reason", d.Reason), slog.String("detail", d.Detail))
-	refusal.Write(w, r, d, id, g.opts)
 }

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,20 +196,23 @@ func TestCheckUsage(t *testing.T) {
 	}
 }
 
-// explainOut mirrors the --json output that scripts rely on.
+// explainOut mirrors the --json output that scripts rely on: the decision
+// record, with the URL as given.
 type explainOut struct {
-	Method    string `json:"method"`
-	URL       string `json:"url"`
-	ClientIP  string `json:"client_ip"`
-	Path      string `json:"canonical_path"`
-	Decision  string `json:"decision"`
-	Status    int    `json:"status"`
-	Code      string `json:"code"`
-	Reason    string `json:"reason"`
-	Rule      string `json:"rule"`
-	RuleAt    string `json:"rule_at"`
-	Handler   string `json:"handler"`
-	Principal string `json:"principal"`
+	Method    string   `json:"method"`
+	URL       string   `json:"url"`
+	ClientIP  string   `json:"client_ip"`
+	Path      string   `json:"path"`
+	Decision  string   `json:"action"`
+	Status    int      `json:"status"`
+	Code      string   `json:"code"`
+	Reason    string   `json:"reason"`
+	Rule      string   `json:"rule"`
+	RuleAt    string   `json:"rule_at"`
+	Handler   string   `json:"handler"`
+	Principal string   `json:"principal"`
+	Roles     []string `json:"roles"`
+	Stage     string   `json:"stage"`
 	Trace     []struct {
 		Rule    string `json:"rule"`
 		Line    int    `json:"line"`
@@ -272,7 +276,7 @@ func TestExplainJSON(t *testing.T) {
 	out := explainJSON(t, "--config", cfg, "--json", "GET", "http://x/admin/", "--ip", "1.2.3.4", "--header", "X-API-Key: k")
 	if out.Decision != "deny" || out.Status != 403 || out.Code != "role_required" || out.Reason != "account lacks role: admin" ||
 		out.Rule != "admin-area" || out.RuleAt != cfg+":17" || out.ClientIP != "1.2.3.4" || out.Path != "/admin/" ||
-		out.Method != "GET" || out.URL != "http://x/admin/" || !strings.HasPrefix(out.Principal, "ops (api_key") {
+		out.Method != "GET" || out.URL != "http://x/admin/" || out.Principal != "ops" || !slices.Equal(out.Roles, []string{"ops"}) || out.Stage != "policy" {
 		t.Errorf("explain: %+v", out)
 	}
 	var steps []string

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/warden-gateway/warden/internal/importer"
+	"github.com/warden-gateway/warden/internal/importer/apache"
+	"github.com/warden-gateway/warden/internal/importer/nginx"
 )
 
 const importUsage = `usage:
@@ -39,7 +41,7 @@ func cmdImport(args []string) int {
 			fmt.Fprint(os.Stderr, importUsage)
 			return 2
 		}
-		res, err = importer.Nginx(fl.Arg(0))
+		res, err = nginx.Import(fl.Arg(0))
 	case "htaccess":
 		fl := flag.NewFlagSet("import htaccess", flag.ContinueOnError)
 		fl.Usage = func() { fmt.Fprint(os.Stderr, importUsage) }
@@ -51,7 +53,7 @@ func cmdImport(args []string) int {
 			fmt.Fprint(os.Stderr, importUsage)
 			return 2
 		}
-		res, err = importer.Htaccess(*root, fl.Args()...)
+		res, err = apache.Import(*root, fl.Args()...)
 	case "help", "-h", "--help":
 		fmt.Print(importUsage)
 		return 0

@@ -7,27 +7,23 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/decision"
-	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/engine"
+	"github.com/warden-gateway/warden/internal/identity"
 )
 
-// replayRecord is one request to judge again: a line of warden's decision
-// log (JSON), or "METHOD URL [IP]".
+// replayRecord is one request to judge again: a decision record of
+// warden's log (engine.Record), or "METHOD URL [IP]".
 type replayRecord struct {
-	Method   string            `json:"method"`
-	Host     string            `json:"host"`
-	Path     string            `json:"path"`
-	RawURI   string            `json:"raw_uri"`
-	ClientIP string            `json:"client_ip"`
-	Action   string            `json:"action"`
-	Code     string            `json:"code"`
-	Headers  map[string]string `json:"headers"`
-	line     int
+	engine.Record
+	line int
 }
 
 type replayChange struct {
@@ -115,8 +111,11 @@ func cmdReplay(args []string) int {
 	return 0
 }
 
-func replay(rt *gateway.Runtime, in io.Reader, now time.Time) (*replaySummary, error) {
+func replay(rt *engine.Runtime, in io.Reader, now time.Time) (*replaySummary, error) {
 	sum := &replaySummary{NewlyRefused: []replayChange{}, NewlyAllowed: []replayChange{}, CodeChanged: []replayChange{}}
+	eng := engine.New(nil)
+	eng.Swap(rt)
+	eng.Now = func() time.Time { return now }
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
 	line := 0
@@ -135,14 +134,13 @@ func replay(rt *gateway.Runtime, in io.Reader, now time.Time) (*replaySummary, e
 		}
 		rec.line = line
 		sum.Requests++
-		judge(rt, rec, now, sum)
+		judge(eng, rec, sum)
 	}
 	return sum, sc.Err()
 }
 
-// parseReplayLine reads a decision-log record or "METHOD URL [IP]". Log
-// records that are not decisions (WAF details, reload notices) are passed
-// over silently.
+// parseReplayLine reads a decision record or "METHOD URL [IP]". Log records
+// that are not decisions (reload notices) are passed over silently.
 func parseReplayLine(text string) (replayRecord, bool, string) {
 	var rec replayRecord
 	if strings.HasPrefix(text, "{") {
@@ -155,10 +153,10 @@ func parseReplayLine(text string) (replayRecord, bool, string) {
 		if probe.Msg != "" && probe.Msg != "decision" {
 			return rec, false, ""
 		}
-		if err := json.Unmarshal([]byte(text), &rec); err != nil {
+		if err := json.Unmarshal([]byte(text), &rec.Record); err != nil {
 			return rec, false, "not a decision record: " + err.Error()
 		}
-		if rec.Method == "" || rec.Path == "" && rec.RawURI == "" {
+		if rec.Method == "" || rec.Path == "" && rec.Target == "" {
 			return rec, false, "a decision record without method and path"
 		}
 		if rec.Action == "" {
@@ -170,51 +168,90 @@ func parseReplayLine(text string) (replayRecord, bool, string) {
 	if len(f) < 2 || len(f) > 3 {
 		return rec, false, "want METHOD URL [IP]"
 	}
-	rec.Method, rec.RawURI = f[0], f[1]
+	rec.Method = f[0]
+	u, err := url.Parse(f[1])
+	if err != nil || u.Host == "" {
+		return rec, false, fmt.Sprintf("URL %q needs a scheme and host", f[1])
+	}
+	rec.Host = u.Host
+	rec.Target = f[1][strings.Index(f[1], u.Host)+len(u.Host):]
+	if rec.Target == "" {
+		rec.Target = "/"
+	}
 	if len(f) == 3 {
+		if net.ParseIP(f[2]) == nil {
+			return rec, false, fmt.Sprintf("%q is not an IP address", f[2])
+		}
 		rec.ClientIP = f[2]
 	}
 	rec.Action = "" // unknown: only the new decision is shown
 	return rec, true, ""
 }
 
-func judge(rt *gateway.Runtime, rec replayRecord, now time.Time, sum *replaySummary) {
-	target := rec.RawURI
+// wireOf rebuilds the request of a record: its target, host, peer and the
+// headers the record kept. The caller is the one the record names (its
+// credentials were never logged).
+func wireOf(rec *replayRecord) (engine.Wire, *identity.Result) {
+	target := rec.Target
 	if target == "" {
 		target = canonical.Escape(rec.Path)
+		if rec.Query != "" {
+			target += "?" + rec.Query
+		}
 	}
 	host := rec.Host
 	if host == "" {
 		host = "localhost"
 	}
-	rawURL := target
-	if !strings.Contains(target, "://") {
-		rawURL = "http://" + host + target
+	peer := rec.Peer
+	if peer == "" {
+		peer = rec.ClientIP
 	}
-	ip := rec.ClientIP
-	if ip == "" {
-		ip = "127.0.0.1"
+	if peer == "" {
+		peer = "127.0.0.1"
 	}
-	var hdrs []string
+	w := engine.Wire{Method: rec.Method, Target: target, Proto: "HTTP/1.1", Host: host, RemoteAddr: peer, Header: http.Header{}}
 	for k, v := range rec.Headers {
-		hdrs = append(hdrs, k+": "+v)
+		w.Header.Set(k, v)
 	}
-	label := rec.Method + " " + target
-	r, err := explainRequest(rec.Method, rawURL, ip, hdrs)
-	if err != nil {
-		sum.Skipped = append(sum.Skipped, fmt.Sprintf("line %d: %v", rec.line, err))
-		sum.Requests--
-		return
+	return w, knownCaller(&rec.Record)
+}
+
+// knownCaller is the identity a record names, or nil when it names none
+// (no rule asked, and no credentials resolved a caller).
+func knownCaller(rec *engine.Record) *identity.Result {
+	switch decision.ParseCredentials(rec.Credentials) {
+	case decision.CredentialsNone:
+		return &identity.Result{}
+	case decision.CredentialsInvalid:
+		return &identity.Result{Err: fmt.Errorf("%w: %s", identity.ErrInvalid, rec.Detail)}
+	case decision.CredentialsUnavailable:
+		return &identity.Result{Err: fmt.Errorf("%w: %s", identity.ErrUnavailable, rec.Detail)}
 	}
-	if net.ParseIP(ip) == nil {
-		return
+	if rec.Principal != "" {
+		return &identity.Result{Principal: &identity.Principal{ID: rec.Principal, Roles: rec.Roles, Scopes: rec.Scopes}}
 	}
-	var d decision.Decision
-	req, cerr := canonical.From(r, &rt.Policy.Canonical)
-	if cerr != nil {
-		d = decision.Refuse(decision.BadRequest, cerr.Error())
+	if rec.Credentials == "" {
+		return nil
+	}
+	return &identity.Result{}
+}
+
+func judge(eng *engine.Engine, rec replayRecord, sum *replaySummary) {
+	w, known := wireOf(&rec)
+	o := &engine.Outcome{Front: "replay", Known: known, SkipWAF: true, SkipEffects: true}
+	if rec.Stage == "waf" || rec.Stage == "upstream" {
+		// Decided after the rules: judge as far as the rules (the handler
+		// never saw the request).
+		eng.Judge(&w, o)
 	} else {
-		d = rt.Policy.Decide(req, now, nil)
+		eng.Explain(&w, o)
+	}
+	d := &o.Decision
+	label := rec.Method + " " + w.Target
+	ip := rec.ClientIP
+	if o.HasRequest {
+		ip = o.Request.ClientIP.String()
 	}
 	after := d.Action.String()
 	if d.Code != "" {
@@ -225,7 +262,11 @@ func judge(rt *gateway.Runtime, rec replayRecord, now time.Time, sum *replaySumm
 		before += " " + rec.Code
 	}
 	ch := replayChange{Line: rec.line, Request: label, ClientIP: ip, Before: before, After: after, Rule: d.Rule, Reason: d.Reason}
-	wasAllowed := rec.Action == "allow"
+	// The WAF judged the body and every header, which the record does not
+	// keep, and an upstream's failure is no decision of the policy: a
+	// request refused at those stages was allowed by everything replay can
+	// judge again.
+	wasAllowed := rec.Action == "allow" || rec.Stage == "waf" || rec.Stage == "upstream"
 	switch {
 	case rec.Action == "":
 		// No earlier decision recorded: report refusals only.
@@ -236,7 +277,11 @@ func judge(rt *gateway.Runtime, rec replayRecord, now time.Time, sum *replaySumm
 			sum.Unchanged++
 		}
 	case wasAllowed && !d.Allowed():
-		sum.NewlyRefused = append(sum.NewlyRefused, ch)
+		if rec.Action != "allow" {
+			sum.CodeChanged = append(sum.CodeChanged, ch)
+		} else {
+			sum.NewlyRefused = append(sum.NewlyRefused, ch)
+		}
 	case !wasAllowed && d.Allowed():
 		sum.NewlyAllowed = append(sum.NewlyAllowed, ch)
 	case !d.Allowed() && rec.Code != string(d.Code):

@@ -79,7 +79,7 @@ func TestOverrideHeadersAreLogged(t *testing.T) {
 	for _, rec := range logs.records(t) {
 		where := rec["path"]
 		if where == nil {
-			where = rec["raw_uri"] // refused before the path was made canonical
+			where = rec["target"] // refused before the path was made canonical
 		}
 		switch where {
 		case "/public/refused":
@@ -89,7 +89,7 @@ func TestOverrideHeadersAreLogged(t *testing.T) {
 			}
 		case "/public/stripped":
 			sawStrip = true
-			if rec["action"] != "allow" || fmt.Sprint(rec["stripped_headers"]) != "[X-Forwarded-Port X-Forwarded-Server]" {
+			if rec["action"] != "allow" || fmt.Sprint(rec["dropped_headers"]) != "[X-Forwarded-Port X-Forwarded-Server]" {
 				t.Errorf("stripping record: %v", rec)
 			}
 		case "/public/trusted":

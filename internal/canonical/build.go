@@ -29,10 +29,22 @@ func From(r *http.Request, opt *Options) (*Request, error) {
 
 // FillFrom is From into a caller-owned value.
 func FillFrom(req *Request, r *http.Request, opt *Options) error {
-	if err := checkMethod(r.Method); err != nil {
+	target := r.RequestURI
+	if target == "" { // a request built in-process (middleware, tests)
+		target = r.URL.RequestURI()
+	}
+	return FillFromParts(req, r.Method, target, r.Host, r.RemoteAddr, r.Header, r.TLS != nil, opt)
+}
+
+// FillFromParts builds the canonical request from its parts, for front ends
+// that are handed a request without an *http.Request: target is the
+// request target exactly as sent (origin-form or absolute-form), remoteAddr
+// the TCP peer as "ip:port" or "ip".
+func FillFromParts(req *Request, method, target, host, remoteAddr string, header http.Header, tls bool, opt *Options) error {
+	if err := checkMethod(method); err != nil {
 		return err
 	}
-	raw, err := rawPath(r)
+	raw, rawQuery, err := rawPath(method, target)
 	if err != nil {
 		return err
 	}
@@ -40,7 +52,7 @@ func FillFrom(req *Request, r *http.Request, opt *Options) error {
 	if err != nil {
 		return err
 	}
-	peer, err := peerAddr(r.RemoteAddr)
+	peer, err := peerAddr(remoteAddr)
 	if err != nil {
 		return err
 	}
@@ -48,32 +60,32 @@ func FillFrom(req *Request, r *http.Request, opt *Options) error {
 	if headers == nil {
 		headers = DefaultClientIPHeaders
 	}
-	client, trusted, err := ClientIP(peer, r.Header, opt.TrustedProxies, headers)
+	client, trusted, err := ClientIP(peer, header, opt.TrustedProxies, headers)
 	if err != nil {
 		return fmt.Errorf("client address from trusted proxy: %w", err)
 	}
 	// Headers some upstream reads as the path, method, prefix or host:
 	// refused, or deleted so that no upstream and no handler sees a
 	// client's copy. Only now is it known whether the peer may set them.
-	refuse, stripped := CheckOverrideHeaders(r.Header, trusted)
+	refuse, stripped := CheckOverrideHeaders(header, trusted)
 	if refuse != nil {
 		return &HeaderError{Name: refuse.Name, Why: refuse.Why}
 	}
 	for _, name := range stripped {
-		delete(r.Header, name)
+		delete(header, name)
 	}
 	*req = Request{
-		Method:      r.Method,
-		Host:        canonicalHost(r.Host),
+		Method:      method,
+		Host:        canonicalHost(host),
 		Path:        p,
 		LowerPath:   ToLower(p),
 		EscapedPath: esc,
-		RawQuery:    r.URL.RawQuery,
+		RawQuery:    rawQuery,
 		ClientIP:    client,
 		PeerIP:      peer,
 		PeerTrusted: trusted,
-		Header:      r.Header,
-		TLS:         r.TLS != nil,
+		Header:      header,
+		TLS:         tls,
 
 		StrippedHeaders: stripped,
 	}
@@ -104,35 +116,32 @@ func checkMethod(m string) error {
 }
 
 // rawPath takes the path exactly as it came on the wire, before net/http's
-// own decoding, so that it is decoded once, here, and nowhere else.
-func rawPath(r *http.Request) (string, error) {
-	uri := r.RequestURI
-	if uri == "" { // a request built in-process (middleware, tests)
-		uri = r.URL.RequestURI()
-	}
-	if uri == "*" || r.Method == http.MethodConnect {
-		return "", &PathError{uri, "is not a path (" + r.Method + " " + uri + ")"}
+// own decoding, so that it is decoded once, here, and nowhere else; and the
+// query, as sent.
+func rawPath(method, uri string) (path, query string, err error) {
+	if uri == "*" || method == http.MethodConnect {
+		return "", "", &PathError{uri, "is not a path (" + method + " " + uri + ")"}
 	}
 	if !strings.HasPrefix(uri, "/") {
 		// absolute-form: scheme://authority/path?query
 		i := strings.Index(uri, "://")
 		if i < 0 {
-			return "", &PathError{uri, "does not start with /"}
+			return "", "", &PathError{uri, "does not start with /"}
 		}
 		rest := uri[i+3:]
 		j := strings.IndexAny(rest, "/?")
 		if j < 0 {
-			return "/", nil
+			return "/", "", nil
 		}
 		uri = rest[j:]
 		if uri[0] == '?' {
-			return "/", nil
+			return "/", uri[1:], nil
 		}
 	}
 	if q := strings.IndexByte(uri, '?'); q >= 0 {
-		uri = uri[:q]
+		return uri[:q], uri[q+1:], nil
 	}
-	return uri, nil
+	return uri, "", nil
 }
 
 func peerAddr(remote string) (netip.Addr, error) {

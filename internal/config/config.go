@@ -38,6 +38,17 @@ type Config struct {
 	WAF         *WAF              `yaml:"waf"`
 	Limits      Limits            `yaml:"limits"`
 	Log         Log               `yaml:"log"`
+	// Bans turn repeated refusals into temporary bans (fail2ban-style);
+	// State says where counters and bans are kept.
+	Bans  []Ban  `yaml:"bans"`
+	State *State `yaml:"state"`
+	// Challenge configures the browser challenge (action: challenge).
+	Challenge *Challenge `yaml:"challenge"`
+	// ForwardAuth, ExtAuthz and Admin are listeners beside the gateway's
+	// (see services.go); absent sections run no listener.
+	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
+	ExtAuthz    *ExtAuthz    `yaml:"ext_authz"`
+	Admin       *Admin       `yaml:"admin"`
 	// Incomplete lists the sections ParsePartial found unknown keys in;
 	// compile errors about those sections (a missing action, say) follow
 	// from the typo and are not reported again.
@@ -73,6 +84,23 @@ type Rule struct {
 	Status int    `yaml:"status"`
 	Code   Scalar `yaml:"code"`
 	Reason Scalar `yaml:"reason"`
+	// Mode is "enforce" (default) or "report": a report-only rule logs
+	// what it would have refused and lets the request go on.
+	Mode Scalar `yaml:"mode"`
+	// RateLimit charges every request the rule matches; over the limit the
+	// request is refused with 429. A rule with a rate limit and no action
+	// lets a request within the limit go on to the next rule.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Challenge sets the proof of work of an action: challenge rule.
+	Challenge *RuleChallenge `yaml:"challenge"`
+}
+
+// RuleChallenge is a challenge rule's setting.
+type RuleChallenge struct {
+	Pos Pos
+	// Difficulty is the leading zero bits of SHA-256 the browser must find
+	// (default 16: well under a second in a browser).
+	Difficulty int `yaml:"difficulty"`
 }
 
 // When holds a rule's matchers; all given must match.

@@ -153,9 +153,58 @@ type Decision struct {
 	// Caller is the verified caller when a rule needed to know it; the
 	// gateway passes it upstream. Nil when no rule asked.
 	Caller *identity.Principal
+	// Credentials says what became of the caller's credentials when a rule
+	// asked who is calling (CredentialsUnknown when none did).
+	Credentials Credentials
+	// Difficulty is the proof of work a challenge asks (Action Challenge).
+	Difficulty int
+	// ChallengeState says what a challenge rule found: "none" (no
+	// clearance), "valid", or "failed: " and why.
+	ChallengeState string
+	// Would names the first report-only rule that would have refused the
+	// request (its Code is empty when none would).
+	Would Would
 	// Detail holds operator-only facts (matched WAF rules, the underlying
 	// error). It goes to the decision log, never to an anonymous client.
 	Detail string
+}
+
+// Would is what a report-only rule would have done.
+type Would struct {
+	Rule string
+	Line int
+	Code ReasonCode
+}
+
+// Credentials is what became of a caller's credentials.
+type Credentials uint8
+
+const (
+	CredentialsUnknown     Credentials = iota // no rule asked
+	CredentialsNone                           // none were given
+	CredentialsValid                          // verified: Decision.Caller
+	CredentialsInvalid                        // given, and refused
+	CredentialsUnavailable                    // could not be checked (keys not fetched)
+)
+
+var credentialWords = [...]string{"", "none", "valid", "invalid", "unavailable"}
+
+func (c Credentials) String() string {
+	if int(c) < len(credentialWords) {
+		return credentialWords[c]
+	}
+	return ""
+}
+
+// ParseCredentials is the inverse of String; unknown words give
+// CredentialsUnknown.
+func ParseCredentials(s string) Credentials {
+	for i, w := range credentialWords {
+		if w == s {
+			return Credentials(i)
+		}
+	}
+	return CredentialsUnknown
 }
 
 // Allowed reports whether the request may pass.

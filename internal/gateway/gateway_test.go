@@ -94,6 +94,12 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // entry returns the decision log entry of a request id.
 func (b *syncBuffer) entry(t *testing.T, id string) map[string]any {
 	t.Helper()

@@ -16,8 +16,8 @@ const (
 )
 
 // NewHTTPServer wraps the gateway in an http.Server with the limits applied:
-// the timeouts and header size here, the body limit and the checks that run
-// before any rule through Harden. Serve it on WrapListener(ln, l) for the
+// the timeouts and header size here (the body limit and the checks that run
+// before any rule are the engine's). Serve it on WrapListener(ln, l) for the
 // connection limit and the framing (request smuggling) check.
 func NewHTTPServer(addr string, h http.Handler, l *config.Limits) *http.Server {
 	if l == nil {
@@ -35,7 +35,7 @@ func NewHTTPServer(addr string, h http.Handler, l *config.Limits) *http.Server {
 	}
 	return &http.Server{
 		Addr:              addr,
-		Handler:           Harden(h, l),
+		Handler:           h,
 		ReadHeaderTimeout: pick(l.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       pick(l.ReadTimeout, DefaultReadTimeout),
 		WriteTimeout:      l.WriteTimeout.Duration, // 0: streams and websockets may run long

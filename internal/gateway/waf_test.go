@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 )
 
@@ -39,6 +40,9 @@ type wafLog struct {
 type wafRecord struct {
 	msg   string
 	attrs map[string]slog.Value
+	// hasWAF: the record carries what the WAF found (its "waf" field, whose
+	// members are copied into attrs for the assertions).
+	hasWAF bool
 }
 
 func (r wafRecord) str(key string) string {
@@ -85,7 +89,7 @@ func (l *wafLog) forRequest(id string) []wafRecord {
 // find returns the first record with the message msg about request id.
 func (l *wafLog) find(id, msg string) (wafRecord, bool) {
 	for _, r := range l.forRequest(id) {
-		if r.msg == msg {
+		if r.is(msg) {
 			return r, true
 		}
 	}
@@ -98,11 +102,20 @@ func (l *wafLog) count(msg string) int {
 	defer l.mu.Unlock()
 	n := 0
 	for _, r := range l.records {
-		if r.msg == msg {
+		if r.is(msg) {
 			n++
 		}
 	}
 	return n
+}
+
+// is reports whether the record is a "decision" record, or, for "waf", a
+// decision record that carries what the WAF found: one record per request.
+func (r wafRecord) is(msg string) bool {
+	if msg == "waf" {
+		return r.hasWAF
+	}
+	return r.msg == msg
 }
 
 type wafLogHandler struct {
@@ -119,6 +132,14 @@ func (h *wafLogHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	r.Attrs(func(a slog.Attr) bool {
 		rec.attrs[a.Key] = a.Value.Resolve()
+		if w, ok := a.Value.Any().(*engine.WAFRecord); ok && a.Key == "waf" {
+			rec.hasWAF = true
+			rec.attrs["score"] = slog.IntValue(w.Score)
+			rec.attrs["would_block"] = slog.BoolValue(w.WouldBlock)
+			rec.attrs["blocked"] = slog.BoolValue(w.Blocked)
+			rec.attrs["rule_ids"] = slog.AnyValue(w.RuleIDs)
+			rec.attrs["matches"] = slog.AnyValue(w.Matches)
+		}
 		return true
 	})
 	h.log.mu.Lock()
@@ -423,8 +444,8 @@ func TestWAFDetectModeServesAndLogsWouldBlock(t *testing.T) {
 	if wr.str("would_block") != "true" || wr.str("blocked") != "false" || !slices.Contains(wr.list("rule_ids"), "942100") {
 		t.Errorf("waf record %v: want would_block, not blocked, rule 942100", wr)
 	}
-	if dr, ok := log.find(r.id, "decision"); ok {
-		t.Errorf("detect mode logged a refusal: %v", dr.attrs)
+	if dr, ok := log.find(r.id, "decision"); !ok || dr.str("action") != "allow" || len(log.forRequest(r.id)) != 1 {
+		t.Errorf("detect mode: want one record, an allow carrying what the WAF found; got %v", log.forRequest(r.id))
 	}
 
 	benign := c.get("/search?q=knitting+patterns")

@@ -67,9 +67,17 @@ func (a *APIKeys) header() string {
 
 // Authenticate implements Authenticator.
 func (a *APIKeys) Authenticate(r *canonical.Request, _ time.Time) (*Principal, error) {
+	// A repeated key header or Authorization header is refused, not read
+	// one way here and another upstream (see errTooManyAuthorization).
+	if len(r.Header.Values(a.header())) > 1 {
+		return nil, fmt.Errorf("%w: more than one %s header", ErrInvalid, a.header())
+	}
 	key := r.Header.Get(a.header())
 	if key == "" && a.Bearer {
 		if v, ok := bearer(r.Header); ok && !looksLikeJWT(v) {
+			if repeatedScheme(r.Header, "bearer ") {
+				return nil, errTooManyAuthorization
+			}
 			key = v
 		}
 	}
@@ -96,7 +104,3 @@ func bearer(h http.Header) (string, bool) {
 	}
 	return "", false
 }
-
-// looksLikeJWT tells a compact JWS (three base64url parts) from an opaque
-// key, so one Authorization header can serve both authenticators.
-func looksLikeJWT(v string) bool { return strings.Count(v, ".") == 2 && strings.HasPrefix(v, "eyJ") }

@@ -36,8 +36,12 @@ const verifiedCacheSize = 4096
 
 // HtpasswdOptions configures the htpasswd authenticator.
 type HtpasswdOptions struct {
-	// AllowWeakHashes accepts {SHA} (htpasswd -s) and $apr1$ (htpasswd -m)
-	// entries. Without it they make loading fail with file:line.
+	// AllowWeakHashes accepts the hashes nginx or Apache read that are weak:
+	// {SHA} (htpasswd -s), $apr1$ (htpasswd -m), MD5-crypt $1$, {SSHA},
+	// {PLAIN} and DES crypt (htpasswd -d); it also skips an entry no server
+	// could read instead of refusing the file. Without it weak entries make
+	// loading fail with file:line. bcrypt and SHA-crypt ($5$, $6$) are
+	// always accepted.
 	AllowWeakHashes bool
 	// Roles maps a user name to its roles.
 	Roles map[string][]string
@@ -69,6 +73,9 @@ type Htpasswd struct {
 	macKey   [32]byte
 	verified sync.Map // [32]byte → struct{}
 	nVerif   atomic.Int64
+
+	// guard bounds the CPU password checks may take (hashguard.go).
+	guard *hashGuard
 }
 
 type htpasswdUsers struct {
@@ -91,6 +98,11 @@ func NewHtpasswd(path string, opts HtpasswdOptions) (*Htpasswd, error) {
 	if _, err := rand.Read(h.macKey[:]); err != nil {
 		return nil, fmt.Errorf("htpasswd: random key: %w", err)
 	}
+	guard, err := newHashGuard(hashGuardOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("htpasswd: %w", err)
+	}
+	h.guard = guard
 	if err := h.Reload(); err != nil {
 		return nil, err
 	}
@@ -201,24 +213,29 @@ func ParseHtpasswd(name string, data []byte, allowWeak bool) (map[string]string,
 		if prev, dup := firstLine[user]; dup {
 			return nil, fmt.Errorf("%s:%d: user %q already defined on line %d", name, lineNo, user, prev)
 		}
-		switch scheme := hashScheme(hash); scheme {
-		case "bcrypt":
+		scheme := hashScheme(hash)
+		if scheme == schemeBcrypt {
 			if _, err := bcrypt.Cost([]byte(hash)); err != nil {
 				return nil, fmt.Errorf("%s:%d: user %q: malformed bcrypt hash: %v", name, lineNo, user, err)
 			}
-		case "{SHA}", "$apr1$":
-			if !allowWeak {
-				return nil, fmt.Errorf("%s:%d: user %q uses a weak hash (%s); re-create it with htpasswd -B or set allow_weak_hashes", name, lineNo, user, scheme)
+		} else if err := checkHashSyntax(scheme, hash); err != nil {
+			if allowWeak {
+				// Neither nginx nor Apache can sign this user in either;
+				// with the compatibility switch on, the user is left out
+				// rather than the whole file refused (warden import warns).
+				continue
 			}
-			if scheme == "{SHA}" {
-				if b, err := base64.StdEncoding.DecodeString(hash[5:]); err != nil || len(b) != sha1.Size {
-					return nil, fmt.Errorf("%s:%d: user %q: malformed {SHA} hash", name, lineNo, user)
-				}
-			} else if _, _, err := splitAPR1(hash); err != nil {
-				return nil, fmt.Errorf("%s:%d: user %q: %v", name, lineNo, user, err)
+			return nil, fmt.Errorf("%s:%d: user %q: %v", name, lineNo, user, err)
+		}
+		switch {
+		case strongScheme(scheme):
+		case scheme == schemeUnknown:
+			if allowWeak {
+				continue // as above: no server reads it
 			}
-		default:
-			return nil, fmt.Errorf("%s:%d: user %q uses %s, which warden does not accept even with allow_weak_hashes; re-create it with htpasswd -B", name, lineNo, user, scheme)
+			return nil, fmt.Errorf("%s:%d: user %q uses %s, which no server reads as a hash; re-create it with htpasswd -B", name, lineNo, user, scheme)
+		case !allowWeak:
+			return nil, fmt.Errorf("%s:%d: user %q uses a weak hash (%s); re-create it with htpasswd -B or set allow_weak_hashes", name, lineNo, user, scheme)
 		}
 		hashes[user] = hash
 		firstLine[user] = lineNo
@@ -229,29 +246,38 @@ func ParseHtpasswd(name string, data []byte, allowWeak bool) (map[string]string,
 	return hashes, nil
 }
 
-// hashScheme names the scheme of an htpasswd hash.
+// hashScheme names the scheme of an htpasswd hash, as nginx and Apache
+// tell them apart: a {NAME} prefix, else a $id$ prefix of crypt(3), else a
+// 13-character DES crypt.
 func hashScheme(hash string) string {
 	switch {
 	case strings.HasPrefix(hash, "$2y$"), strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"):
-		return "bcrypt"
+		return schemeBcrypt
 	case strings.HasPrefix(hash, "$apr1$"):
-		return "$apr1$"
+		return schemeAPR1
 	case strings.HasPrefix(hash, "{SHA}"):
-		return "{SHA}"
+		return schemeSHA
+	case strings.HasPrefix(hash, "{SSHA}"):
+		return schemeSSHA
+	case strings.HasPrefix(hash, "{PLAIN}"):
+		return schemePlain
 	case strings.HasPrefix(hash, "$5$"):
-		return "SHA-256-crypt ($5$)"
+		return schemeSHA256
 	case strings.HasPrefix(hash, "$6$"):
-		return "SHA-512-crypt ($6$)"
+		return schemeSHA512
 	case strings.HasPrefix(hash, "$1$"):
-		return "MD5-crypt ($1$)"
+		return schemeMD5Crypt
 	case len(hash) == 13 && !strings.ContainsAny(hash, ":$"):
-		return "DES crypt or a plain-text password"
+		return schemeDES
 	}
-	return "a plain-text password or an unknown hash"
+	return schemeUnknown
 }
 
 // Authenticate implements Authenticator. It does no I/O.
-func (h *Htpasswd) Authenticate(r *canonical.Request, _ time.Time) (*Principal, error) {
+func (h *Htpasswd) Authenticate(r *canonical.Request, now time.Time) (*Principal, error) {
+	if repeatedScheme(r.Header, "basic ") {
+		return nil, errTooManyAuthorization
+	}
 	v := r.Header.Get("Authorization")
 	if len(v) < 6 || !strings.EqualFold(v[:6], "basic ") {
 		return nil, nil
@@ -268,13 +294,21 @@ func (h *Htpasswd) Authenticate(r *canonical.Request, _ time.Time) (*Principal, 
 		return nil, fmt.Errorf("%w: Basic credentials need \"user:password\"", ErrInvalid)
 	}
 	hash, known := h.users.Load().hashes[user]
-	if !known {
-		// Spend the time a real check would, so response time does not
-		// tell which user names exist.
-		_ = bcrypt.CompareHashAndPassword(dummyBcrypt(), []byte(password))
-		return nil, fmt.Errorf("%w: unknown user or wrong password", ErrInvalid)
+	// Every check, of a known user or not, goes through the guard: bounded
+	// CPU, remembered verdicts, the excess refused (hashguard.go).
+	ok, err = h.guard.verify(user, hash, password, now, func() bool {
+		if !known {
+			// Spend the time a real check would, so response time does
+			// not tell which user names exist.
+			_ = bcrypt.CompareHashAndPassword(dummyBcrypt(), []byte(password))
+			return false
+		}
+		return h.checkPassword(user, hash, password)
+	})
+	if err != nil {
+		return nil, err
 	}
-	if !h.checkPassword(user, hash, password) {
+	if !ok {
 		return nil, fmt.Errorf("%w: unknown user or wrong password", ErrInvalid)
 	}
 	return &Principal{ID: user, Method: "basic", Roles: h.opts.Roles[user]}, nil
@@ -303,15 +337,17 @@ func (h *Htpasswd) checkPassword(user, hash, password string) bool {
 		return true
 	}
 	var ok bool
-	switch hashScheme(hash) {
-	case "bcrypt":
+	switch scheme := hashScheme(hash); scheme {
+	case schemeBcrypt:
 		ok = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
-	case "{SHA}":
+	case schemeSHA:
 		sum := sha1.Sum([]byte(password))
 		ok = subtle.ConstantTimeCompare([]byte(hash[5:]), []byte(base64.StdEncoding.EncodeToString(sum[:]))) == 1
-	case "$apr1$":
+	case schemeAPR1:
 		want, err := apr1Crypt(password, hash)
 		ok = err == nil && subtle.ConstantTimeCompare([]byte(hash), []byte(want)) == 1
+	default:
+		ok = verifyCryptFamily(scheme, hash, password)
 	}
 	if ok {
 		// A crude bound: when full, start over. Entries are cheap to

@@ -396,6 +396,9 @@ func (j *JWT) Authenticate(r *canonical.Request, now time.Time) (*Principal, err
 	if !ok || !looksLikeJWT(raw) {
 		return nil, nil
 	}
+	if repeatedScheme(r.Header, "bearer ") {
+		return nil, errTooManyAuthorization
+	}
 	if len(raw) > maxTokenBytes {
 		return nil, fmt.Errorf("%w: bearer token longer than %d bytes", ErrInvalid, maxTokenBytes)
 	}
@@ -416,35 +419,46 @@ func (j *JWT) Authenticate(r *canonical.Request, now time.Time) (*Principal, err
 }
 
 // verify checks signature and claims of a token and builds its Principal.
+// Each refusal names its real cause: the signature is blamed only when no
+// candidate key verifies it, and claims are read only after it verified.
 func (j *JWT) verify(raw string, keys *KeySet, now time.Time) (cachedToken, error) {
-	tok, err := jwt.ParseSigned(raw, j.algs)
+	jws, err := jose.ParseSignedCompact(raw, j.algs)
 	if err != nil {
-		return cachedToken{}, fmt.Errorf("%w: malformed token or algorithm not allowed: %v", ErrInvalid, err)
+		return cachedToken{}, describeParseError(raw, err)
 	}
-	if len(tok.Headers) != 1 {
+	if len(jws.Signatures) != 1 {
 		return cachedToken{}, fmt.Errorf("%w: token must carry exactly one signature", ErrInvalid)
 	}
-	hdr := tok.Headers[0]
+	hdr := jws.Signatures[0].Protected
+	if err := checkHeader(hdr); err != nil {
+		return cachedToken{}, err
+	}
 	candidates, known := keys.candidates(hdr.KeyID, hdr.Algorithm)
 	if !known {
 		j.signalRefetch()
-		return cachedToken{}, fmt.Errorf("%w: unknown key id %q", ErrInvalid, hdr.KeyID)
+		return cachedToken{}, fmt.Errorf("%w: unknown key id %s", ErrInvalid, quote(hdr.KeyID))
 	}
 	if len(candidates) == 0 {
-		return cachedToken{}, fmt.Errorf("%w: no key for algorithm %s (key id %q)", ErrInvalid, hdr.Algorithm, hdr.KeyID)
+		return cachedToken{}, fmt.Errorf("%w: no key for algorithm %s (key id %s)", ErrInvalid, hdr.Algorithm, quote(hdr.KeyID))
 	}
-	var std jwt.Claims
-	var all map[string]any
+	var payload []byte
 	verified := false
 	for _, k := range candidates {
-		std, all = jwt.Claims{}, nil
-		if err := tok.Claims(k.key, &std, &all); err == nil {
-			verified = true
+		p, err := jws.Verify(k.key)
+		if err == nil {
+			payload, verified = p, true
 			break
+		}
+		if errors.Is(err, jose.ErrUnsupportedCriticalHeader) {
+			return cachedToken{}, fmt.Errorf("%w: critical header extensions are not supported (crit, RFC 7515 4.1.11)", ErrInvalid)
 		}
 	}
 	if !verified {
 		return cachedToken{}, fmt.Errorf("%w: signature does not verify", ErrInvalid)
+	}
+	std, all, err := decodeClaims(payload)
+	if err != nil {
+		return cachedToken{}, err
 	}
 	expected := jwt.Expected{Issuer: j.cfg.Issuer, AnyAudience: j.cfg.Audiences, Time: now}
 	if err := std.ValidateWithLeeway(expected, j.cfg.Leeway); err != nil {
@@ -456,7 +470,7 @@ func (j *JWT) verify(raw string, keys *KeySet, now time.Time) (cachedToken, erro
 		case errors.Is(err, jwt.ErrIssuedInTheFuture):
 			return cachedToken{}, fmt.Errorf("%w: token issued in the future", ErrInvalid)
 		case errors.Is(err, jwt.ErrInvalidIssuer):
-			return cachedToken{}, fmt.Errorf("%w: wrong issuer %q", ErrInvalid, std.Issuer)
+			return cachedToken{}, fmt.Errorf("%w: wrong issuer %s", ErrInvalid, quote(std.Issuer))
 		case errors.Is(err, jwt.ErrInvalidAudience):
 			return cachedToken{}, fmt.Errorf("%w: token not meant for this audience", ErrInvalid)
 		}
@@ -466,13 +480,28 @@ func (j *JWT) verify(raw string, keys *KeySet, now time.Time) (cachedToken, erro
 	if std.Expiry == nil {
 		return cachedToken{}, fmt.Errorf("%w: token has no expiry (exp)", ErrInvalid)
 	}
-	sub, _ := claimPath(all, j.subPath).(string)
+	subClaim, err := claimPath(all, j.subPath)
+	if err != nil {
+		return cachedToken{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	sub, isString := subClaim.(string)
+	if subClaim != nil && !isString {
+		return cachedToken{}, fmt.Errorf("%w: subject claim %q must be a string, not %s", ErrInvalid, j.subPath, jsonKind(subClaim))
+	}
 	if sub == "" {
 		return cachedToken{}, fmt.Errorf("%w: token has no subject (%s)", ErrInvalid, j.subPath)
 	}
-	p := &Principal{ID: sub, Method: "jwt", Roles: claimStrings(claimPath(all, j.rolesPath), false), Claims: all}
+	roles, err := claimPath(all, j.rolesPath)
+	if err != nil {
+		return cachedToken{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	p := &Principal{ID: sub, Method: "jwt", Roles: claimStrings(roles, false), Claims: all}
 	for _, path := range j.scopePaths {
-		if v := claimPath(all, path); v != nil {
+		v, err := claimPath(all, path)
+		if err != nil {
+			return cachedToken{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if v != nil {
 			p.Scopes = claimStrings(v, true)
 			break
 		}
@@ -487,29 +516,6 @@ func (j *JWT) verify(raw string, keys *KeySet, now time.Time) (cachedToken, erro
 		}
 	}
 	return e, nil
-}
-
-// claimPath resolves a dotted path in the claims. At each level the longest
-// literal key wins first, so namespaced claims such as
-// "https://example.com/roles" (which contain dots) resolve too.
-func claimPath(m map[string]any, path string) any {
-	if m == nil || path == "" {
-		return nil
-	}
-	if v, ok := m[path]; ok {
-		return v
-	}
-	for i := len(path) - 1; i > 0; i-- {
-		if path[i] != '.' {
-			continue
-		}
-		if sub, ok := m[path[:i]].(map[string]any); ok {
-			if v := claimPath(sub, path[i+1:]); v != nil {
-				return v
-			}
-		}
-	}
-	return nil
 }
 
 // claimStrings turns a claim into a list of strings: a list keeps its

@@ -8,13 +8,13 @@ import (
 	"strings"
 )
 
-// ipSet is a set of IP addresses held as sorted, disjoint, non-adjacent
+// IPSet is a set of IP addresses held as sorted, disjoint, non-adjacent
 // ranges, IPv4 ranges before IPv6 ones. nginx's first-match allow/deny lists
 // and Apache's Order/Allow/Deny and Require trees all reduce to unions,
 // intersections and complements of address sets; computing them exactly is
 // what lets one warden rule say "these addresses are refused" without
 // reproducing the server's evaluation order.
-type ipSet struct {
+type IPSet struct {
 	rs []ipRange
 }
 
@@ -29,28 +29,28 @@ var (
 	v6Last  = netip.AddrFrom16([16]byte{255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255})
 )
 
-// allAddrs is every IPv4 and IPv6 address.
-func allAddrs() ipSet {
-	return ipSet{rs: []ipRange{{v4First, v4Last}, {v6First, v6Last}}}
+// AllAddrs is every IPv4 and IPv6 address.
+func AllAddrs() IPSet {
+	return IPSet{rs: []ipRange{{v4First, v4Last}, {v6First, v6Last}}}
 }
 
-// prefixSet is the set of addresses in p.
-func prefixSet(p netip.Prefix) ipSet {
+// PrefixSet is the set of addresses in p.
+func PrefixSet(p netip.Prefix) IPSet {
 	p = p.Masked()
-	return ipSet{rs: []ipRange{{p.Addr(), lastAddr(p)}}}
+	return IPSet{rs: []ipRange{{p.Addr(), lastAddr(p)}}}
 }
 
-func (s ipSet) isEmpty() bool { return len(s.rs) == 0 }
+func (s IPSet) IsEmpty() bool { return len(s.rs) == 0 }
 
-func (s ipSet) isAll() bool { return s.equal(allAddrs()) }
+func (s IPSet) IsAll() bool { return s.Equal(AllAddrs()) }
 
-func (s ipSet) equal(o ipSet) bool {
+func (s IPSet) Equal(o IPSet) bool {
 	return slices.Equal(s.rs, o.rs)
 }
 
-// contains reports whether a is in the set; IPv4-mapped IPv6 addresses are
+// Contains reports whether a is in the set; IPv4-mapped IPv6 addresses are
 // looked up as IPv4, as warden and both servers do.
-func (s ipSet) contains(a netip.Addr) bool {
+func (s IPSet) Contains(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, r := range s.rs {
 		if r.lo.Compare(a) <= 0 && a.Compare(r.hi) <= 0 {
@@ -60,8 +60,8 @@ func (s ipSet) contains(a netip.Addr) bool {
 	return false
 }
 
-// union is s ∪ o.
-func (s ipSet) union(o ipSet) ipSet {
+// Union is s ∪ o.
+func (s IPSet) Union(o IPSet) IPSet {
 	all := make([]ipRange, 0, len(s.rs)+len(o.rs))
 	all = append(all, s.rs...)
 	all = append(all, o.rs...)
@@ -82,11 +82,11 @@ func (s ipSet) union(o ipSet) ipSet {
 		}
 		out = append(out, r)
 	}
-	return ipSet{rs: out}
+	return IPSet{rs: out}
 }
 
-// complement is every address not in s.
-func (s ipSet) complement() ipSet {
+// Complement is every address not in s.
+func (s IPSet) Complement() IPSet {
 	var out []ipRange
 	for _, fam := range []ipRange{{v4First, v4Last}, {v6First, v6Last}} {
 		cursor := fam.lo
@@ -109,26 +109,26 @@ func (s ipSet) complement() ipSet {
 			out = append(out, ipRange{cursor, fam.hi})
 		}
 	}
-	return ipSet{rs: out}
+	return IPSet{rs: out}
 }
 
-// intersect is s ∩ o.
-func (s ipSet) intersect(o ipSet) ipSet {
-	return s.complement().union(o.complement()).complement()
+// Intersect is s ∩ o.
+func (s IPSet) Intersect(o IPSet) IPSet {
+	return s.Complement().Union(o.Complement()).Complement()
 }
 
-// minus is s \ o.
-func (s ipSet) minus(o ipSet) ipSet {
-	return s.intersect(o.complement())
+// Minus is s \ o.
+func (s IPSet) Minus(o IPSet) IPSet {
+	return s.Intersect(o.Complement())
 }
 
-// subsetOf reports s ⊆ o.
-func (s ipSet) subsetOf(o ipSet) bool {
-	return s.minus(o).isEmpty()
+// SubsetOf reports s ⊆ o.
+func (s IPSet) SubsetOf(o IPSet) bool {
+	return s.Minus(o).IsEmpty()
 }
 
-// prefixes is the shortest list of CIDR prefixes whose union is s.
-func (s ipSet) prefixes() []netip.Prefix {
+// Prefixes is the shortest list of CIDR Prefixes whose union is s.
+func (s IPSet) Prefixes() []netip.Prefix {
 	var out []netip.Prefix
 	for _, r := range s.rs {
 		lo := r.lo
@@ -155,10 +155,10 @@ func (s ipSet) prefixes() []netip.Prefix {
 	return out
 }
 
-// strings renders the prefixes, single addresses without "/32" or "/128".
-func (s ipSet) strings() []string {
+// Strings renders the prefixes, single addresses without "/32" or "/128".
+func (s IPSet) Strings() []string {
 	var out []string
-	for _, p := range s.prefixes() {
+	for _, p := range s.Prefixes() {
 		if p.Bits() == p.Addr().BitLen() {
 			out = append(out, p.Addr().String())
 		} else {
@@ -192,38 +192,38 @@ func setHostBits(b []byte, bits int) {
 	}
 }
 
-// parseNginxAddr reads an allow/deny argument: "all", an address or a CIDR.
+// ParseNginxAddr reads an allow/deny argument: "all", an address or a CIDR.
 // nginx accepts a CIDR with host bits set and masks it (with a warning); so
 // does this.
-func parseNginxAddr(s string) (ipSet, error) {
+func ParseNginxAddr(s string) (IPSet, error) {
 	if s == "all" {
-		return allAddrs(), nil
+		return AllAddrs(), nil
 	}
 	if strings.HasPrefix(s, "unix:") {
-		return ipSet{}, fmt.Errorf("unix-socket clients have no IP address")
+		return IPSet{}, fmt.Errorf("unix-socket clients have no IP address")
 	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return ipSet{}, fmt.Errorf("%q is not an address or CIDR", s)
+			return IPSet{}, fmt.Errorf("%q is not an address or CIDR", s)
 		}
-		return prefixSet(unmapPrefix(p)), nil
+		return PrefixSet(unmapPrefix(p)), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return ipSet{}, fmt.Errorf("%q is not an address or CIDR", s)
+		return IPSet{}, fmt.Errorf("%q is not an address or CIDR", s)
 	}
 	a = a.Unmap()
-	return prefixSet(netip.PrefixFrom(a, a.BitLen())), nil
+	return PrefixSet(netip.PrefixFrom(a, a.BitLen())), nil
 }
 
-// parseApacheAddr reads an address argument of Require ip, Allow from and
+// ParseApacheAddr reads an address argument of Require ip, Allow from and
 // Deny from: a full address, a partial IPv4 address ("10.1" is 10.1.0.0/16),
 // a CIDR, or an IPv4 network/netmask pair ("10.1.0.0/255.255.0.0").
 // Host names are not addresses; the caller reports them.
-func parseApacheAddr(s string) (ipSet, error) {
-	bad := func() (ipSet, error) {
-		return ipSet{}, fmt.Errorf("%q is not an IP address, partial address or network (host names cannot be translated)", s)
+func ParseApacheAddr(s string) (IPSet, error) {
+	bad := func() (IPSet, error) {
+		return IPSet{}, fmt.Errorf("%q is not an IP address, partial address or network (host names cannot be translated)", s)
 	}
 	if net, mask, ok := strings.Cut(s, "/"); ok {
 		if strings.Contains(mask, ".") {
@@ -236,17 +236,17 @@ func parseApacheAddr(s string) (ipSet, error) {
 			if !ok {
 				return bad()
 			}
-			return prefixSet(netip.PrefixFrom(a, bits)), nil
+			return PrefixSet(netip.PrefixFrom(a, bits)), nil
 		}
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return bad()
 		}
-		return prefixSet(unmapPrefix(p)), nil
+		return PrefixSet(unmapPrefix(p)), nil
 	}
 	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
 		a = a.Unmap()
-		return prefixSet(netip.PrefixFrom(a, a.BitLen())), nil
+		return PrefixSet(netip.PrefixFrom(a, a.BitLen())), nil
 	}
 	// Partial IPv4: one to three leading octets, with or without a final dot.
 	parts := strings.Split(strings.TrimSuffix(s, "."), ".")
@@ -261,7 +261,7 @@ func parseApacheAddr(s string) (ipSet, error) {
 		}
 		b[i] = byte(n)
 	}
-	return prefixSet(netip.PrefixFrom(netip.AddrFrom4(b), 8*len(parts))), nil
+	return PrefixSet(netip.PrefixFrom(netip.AddrFrom4(b), 8*len(parts))), nil
 }
 
 func maskBits(m [4]byte) (int, bool) {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -18,11 +19,14 @@ import (
 // compiler collects every error of a policy, each with its position.
 type compiler struct {
 	cfg     *config.Config
+	log     *slog.Logger
 	baseDir string
 	errs    config.Errors
 	lists   map[string]*ipmatch.Set
 	p       *Policy
 	index   []string // see indexNames
+	// challengeFailed: the challenger could not be built (said once).
+	challengeFailed bool
 }
 
 func (c *compiler) errf(pos config.Pos, hint, format string, args ...any) {
@@ -45,14 +49,29 @@ func (c *compiler) path(p string) string {
 	return filepath.Join(c.baseDir, p)
 }
 
+// Options are what a caller adds to the config when compiling.
+type Options struct {
+	// Logger receives what the policy's background work reports: a JWKS
+	// URL that cannot be fetched, a GeoIP database that fails to reload, a
+	// password file that no longer parses. Nil: discarded.
+	Logger *slog.Logger
+}
+
 // Compile turns a config into a Policy. Every mistake is reported, each with
 // file:line; a policy with any error is never returned, so it never serves.
-func Compile(cfg *config.Config) (*Policy, error) {
-	c := &compiler{cfg: cfg, baseDir: filepath.Dir(cfg.Pos.File), lists: map[string]*ipmatch.Set{}, p: &Policy{Source: cfg.Pos.File}}
+func Compile(cfg *config.Config) (*Policy, error) { return CompileWith(cfg, Options{}) }
+
+// CompileWith is Compile with options.
+func CompileWith(cfg *config.Config, opt Options) (*Policy, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &compiler{cfg: cfg, log: opt.Logger, baseDir: filepath.Dir(cfg.Pos.File), lists: map[string]*ipmatch.Set{}, p: &Policy{Source: cfg.Pos.File}}
 	c.compileCanonical()
 	c.compileLists()
 	c.compileIdentity()
 	c.compileGeo()
+	c.compileBans()
 	switch cfg.Default.Value {
 	case "", "allow":
 	case "deny":
@@ -212,14 +231,16 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 		r.action = decision.Deny
 	case "conceal":
 		r.action = decision.Conceal
+	case "challenge":
+		r.action = decision.Challenge
 	case "":
-		if rc.Require == nil {
+		if rc.Require == nil && rc.RateLimit == nil {
 			c.errf(rc.Pos, "add action: allow, deny or conceal", "rule %q has no action", r.name)
 		}
 		r.gate = true
 		r.action = decision.Allow
 	default:
-		c.errf(rc.Action.Pos, "", "rule %q: action must be allow, deny or conceal, not %q", r.name, rc.Action.Value)
+		c.errf(rc.Action.Pos, "", "rule %q: action must be allow, deny, conceal or challenge, not %q", r.name, rc.Action.Value)
 	}
 	// Case sensitivity: rules that can refuse (deny, conceal, require) match
 	// case-insensitively, so that "/ADMIN/" cannot dodge them in front of a
@@ -285,6 +306,18 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 	r.ip, r.ipSrc = c.ipSet(w.IP, w.IPList, "ip")
 	r.notIP, r.notSrc = c.ipSet(w.NotIP, w.NotIPList, "not_ip")
 	c.compileConds(&r, rc)
+	c.compileRateLimit(&r, rc)
+	c.compileChallengeRule(&r, rc)
+	switch rc.Mode.Value {
+	case "", "enforce":
+	case "report":
+		r.report = true
+		if r.action == decision.Allow && rc.Require == nil {
+			c.errf(rc.Mode.Pos, "report mode is for rules that refuse (deny, conceal, require)", "rule %q: an allow rule has nothing to report", r.name)
+		}
+	default:
+		c.errf(rc.Mode.Pos, "", "rule %q: mode must be enforce or report, not %q", r.name, rc.Mode.Value)
+	}
 	if rc.Require != nil {
 		q := &requirement{authenticated: rc.Require.Authenticated}
 		q.rolesAny = scalars(rc.Require.RolesAny)

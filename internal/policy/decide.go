@@ -18,18 +18,153 @@ import (
 // Decide does no I/O and reads no clock: the same request, policy and now
 // always give the same Decision, which is what lets `explain` and `replay`
 // answer for the gateway.
-func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trace) (d decision.Decision) {
+func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trace) decision.Decision {
+	if tr == nil {
+		return p.DecideTrail(req, now, nil, nil)
+	}
+	var trail Trail
+	d := p.DecideTrail(req, now, nil, &trail)
+	tr.Steps = append(tr.Steps, p.Steps(&trail, req, &d)...)
+	return d
+}
+
+// Trail is the compact record of one evaluation: which rules were looked
+// at, and why each did or did not decide, as numbers. Recording it costs no
+// allocation for up to len(buf) rules, so every decision can carry the
+// trail of exactly the evaluation that made it; Steps puts it into words
+// only when someone reads it (a log line, explain).
+type Trail struct {
+	buf   [24]trailStep
+	steps []trailStep
+}
+
+type trailStep struct {
+	rule int32 // index in Policy.rules; -1 for the default
+	miss miss
+	hit  hitKind
+	// would is what a report-only rule would have refused with.
+	would decision.ReasonCode
+}
+
+type hitKind uint8
+
+const (
+	notHit      hitKind = iota
+	hitRefused          // a requirement refused
+	hitGatePass         // a gate's requirement met; evaluation goes on
+	hitUnknown          // a deny that turned on the caller, who is not known
+	hitDecides          // the rule's action applies
+	hitDefault          // no rule decided
+	hitReport           // a report-only rule would have refused
+	hitCleared          // a challenge rule found a valid clearance
+)
+
+func (t *Trail) add(s trailStep) {
+	if t == nil {
+		return
+	}
+	if t.steps == nil {
+		t.steps = t.buf[:0]
+	}
+	t.steps = append(t.steps, s)
+}
+
+// Reset empties the trail for reuse.
+func (t *Trail) Reset() { t.steps = t.buf[:0] }
+
+// Len is the number of rules looked at.
+func (t *Trail) Len() int { return len(t.steps) }
+
+// Steps puts a trail into words: d is the decision the evaluation returned
+// (its reason is the note of a refusing step), req the request judged.
+func (p *Policy) Steps(t *Trail, req *canonical.Request, d *decision.Decision) []decision.Step {
+	out := make([]decision.Step, 0, len(t.steps))
+	for _, s := range t.steps {
+		if s.rule < 0 {
+			note := "no rule decided; default is allow"
+			if p.defaultDeny {
+				note = "no rule decided; default is deny"
+			}
+			out = append(out, decision.Step{Rule: "(default)", Matched: true, Note: note})
+			continue
+		}
+		r := &p.rules[s.rule]
+		st := decision.Step{Rule: r.name, Line: r.line, Matched: s.hit != notHit}
+		switch s.hit {
+		case notHit:
+			st.Note = r.why(s.miss, req)
+		case hitRefused:
+			st.Note = "requirement not met: " + d.Reason
+			if r.action == decision.Challenge && r.require == nil {
+				st.Note = "decides: challenge (" + d.ChallengeState + ")"
+			}
+		case hitGatePass:
+			st.Note = "requirement met; going on"
+			if r.require == nil {
+				st.Note = "charged against its rate limit; going on"
+			}
+		case hitReport:
+			st.Note = wouldNote(s.would)
+		case hitCleared:
+			st.Note = "valid clearance; going on"
+		case hitUnknown:
+			st.Note = "decides: deny, but the caller is not known: " + d.Reason
+		case hitDecides:
+			st.Note = "decides: " + r.action.String()
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Eval is what an evaluation records and is given beyond the request.
+type Eval struct {
+	// Known, when not nil, is taken as the caller instead of authenticating
+	// the request's credentials: replay judges a recorded request as the
+	// caller the log names, whose credentials it never saw.
+	Known *identity.Result
+	// Trail, when not nil, records the rules looked at.
+	Trail *Trail
+	// Charges, when not nil, receives the rate limits the request is
+	// charged against; the caller applies them.
+	Charges *Charges
+}
+
+// DecideTrail is Decide with the trail recorded into tr (nil: none) and
+// the caller known (see Eval.Known).
+func (p *Policy) DecideTrail(req *canonical.Request, now time.Time, known *identity.Result, tr *Trail) decision.Decision {
+	return p.Evaluate(req, now, &Eval{Known: known, Trail: tr})
+}
+
+// Evaluate is Decide with what ev asks for.
+func (p *Policy) Evaluate(req *canonical.Request, now time.Time, ev *Eval) (d decision.Decision) {
+	var known *identity.Result
+	var tr *Trail
+	var charges *Charges
+	if ev != nil {
+		known, tr, charges = ev.Known, ev.Trail, ev.Charges
+	}
 	ctx, _ := p.scratch.Get().(*evalCtx)
 	if ctx == nil {
 		ctx = new(evalCtx)
 	}
 	*ctx = evalCtx{req: req, now: now, p: p}
+	if known != nil {
+		ctx.id, ctx.idDone = *known, true
+	}
 	defer p.releaseCtx(ctx)
 	defer func() {
 		// The caller is handed on only when a rule asked who it is, so a
 		// public path never pays for (or leaks) credential checks.
 		if ctx.idDone {
 			d.Caller = ctx.id.Principal
+			d.Credentials = credentialsOf(&ctx.id)
+		}
+		if ctx.would.Code != "" {
+			d.Would = ctx.would
+		}
+		if ctx.challenge != "" && d.ChallengeState == "" {
+			d.ChallengeState = ctx.challenge
 		}
 	}()
 	var cand pathmatch.Candidates
@@ -45,30 +180,43 @@ func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trac
 			break
 		}
 		r := &p.rules[next]
-		var why string
-		var whyp *string
-		if tr != nil {
-			whyp = &why
+		if m := r.matches(ctx); m.kind != matched {
+			tr.add(trailStep{rule: int32(next), miss: m})
+			continue
 		}
-		if !r.matches(ctx, whyp) {
-			if tr != nil {
-				tr.Add(decision.Step{Rule: r.name, Line: r.line, Matched: false, Note: why})
+		if r.rate != nil {
+			charges.add(r.rate)
+		}
+		if r.report {
+			if code := r.wouldRefuse(ctx); code != "" {
+				if ctx.would.Code == "" {
+					ctx.would = decision.Would{Rule: r.name, Line: r.line, Code: code}
+				}
+				tr.add(trailStep{rule: int32(next), hit: hitReport, would: code})
+			} else {
+				tr.add(trailStep{rule: int32(next), hit: hitGatePass})
 			}
 			continue
 		}
 		if r.require != nil {
 			if d, refused := r.require.check(ctx, r); refused {
-				if tr != nil {
-					tr.Add(decision.Step{Rule: r.name, Line: r.line, Matched: true, Note: "requirement not met: " + d.Reason})
-				}
+				tr.add(trailStep{rule: int32(next), hit: hitRefused})
 				return d
 			}
-			if r.gate {
-				if tr != nil {
-					tr.Add(decision.Step{Rule: r.name, Line: r.line, Matched: true, Note: "requirement met; going on"})
-				}
-				continue
+		}
+		if r.gate {
+			tr.add(trailStep{rule: int32(next), hit: hitGatePass})
+			continue
+		}
+		if r.action == decision.Challenge {
+			d, state, challenged := r.checkChallenge(ctx)
+			ctx.challenge = state
+			if challenged {
+				tr.add(trailStep{rule: int32(next), hit: hitRefused})
+				return d
 			}
+			tr.add(trailStep{rule: int32(next), hit: hitCleared})
+			continue
 		}
 		if r.action == decision.Deny && r.needsIdentity {
 			// A deny that turned on who is calling (an expression on the
@@ -76,28 +224,55 @@ func (p *Policy) Decide(req *canonical.Request, now time.Time, tr *decision.Trac
 			// a caller it could not identify: signing in, or fixing the
 			// credentials, may change the answer, so that is a 401.
 			if d, refused := unknownCaller(ctx, r); refused {
-				if tr != nil {
-					tr.Add(decision.Step{Rule: r.name, Line: r.line, Matched: true, Note: "decides: deny, but the caller is not known: " + d.Reason})
-				}
+				tr.add(trailStep{rule: int32(next), hit: hitUnknown})
 				return d
 			}
 		}
-		if tr != nil {
-			tr.Add(decision.Step{Rule: r.name, Line: r.line, Matched: true, Note: "decides: " + r.action.String()})
-		}
+		tr.add(trailStep{rule: int32(next), hit: hitDecides})
 		return r.decision()
 	}
+	tr.add(trailStep{rule: -1, hit: hitDefault})
 	if p.defaultDeny {
-		if tr != nil {
-			tr.Add(decision.Step{Rule: "(default)", Matched: true, Note: "no rule decided; default is deny"})
-		}
 		return decision.Decision{Action: decision.Deny, Code: decision.PathForbidden, Status: 403,
 			Reason: "no rule allows this request", Rule: "(default)"}
 	}
-	if tr != nil {
-		tr.Add(decision.Step{Rule: "(default)", Matched: true, Note: "no rule decided; default is allow"})
-	}
 	return decision.Decision{Action: decision.Allow, Rule: "(default)"}
+}
+
+// wouldRefuse is the code a report-only rule would refuse a request it
+// matched with ("" when it would let it pass).
+func (r *rule) wouldRefuse(ctx *evalCtx) decision.ReasonCode {
+	if r.require != nil {
+		if d, refused := r.require.check(ctx, r); refused {
+			return d.Code
+		}
+		if r.gate || r.action == decision.Allow {
+			return ""
+		}
+	}
+	if r.action == decision.Deny && r.needsIdentity {
+		if d, refused := unknownCaller(ctx, r); refused {
+			return d.Code
+		}
+	}
+	if r.action == decision.Allow {
+		return ""
+	}
+	return r.code
+}
+
+// credentialsOf says what became of the caller's credentials, for the
+// decision record.
+func credentialsOf(res *identity.Result) decision.Credentials {
+	switch {
+	case res.Err != nil && errors.Is(res.Err, identity.ErrUnavailable):
+		return decision.CredentialsUnavailable
+	case res.Err != nil:
+		return decision.CredentialsInvalid
+	case res.Principal != nil:
+		return decision.CredentialsValid
+	}
+	return decision.CredentialsNone
 }
 
 // releaseCtx clears what the evaluation memoized (the request, the caller)

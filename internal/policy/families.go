@@ -43,7 +43,10 @@ func (c *compiler) compileGeo() {
 		if s.Value == "" {
 			return nil
 		}
-		db, err := geo.OpenReloading(c.path(s.Value), geo.ReloadOptions{})
+		log := c.log
+		db, err := geo.OpenReloading(c.path(s.Value), geo.ReloadOptions{OnError: func(path string, err error) {
+			log.Error("geo database reload failed; the last good copy stays in use", "file", path, "error", err.Error())
+		}})
 		if err != nil {
 			if open {
 				c.p.geo.missing = what + " (" + err.Error() + ")"
@@ -255,6 +258,7 @@ func (c *compiler) compileIdentity() {
 			ScopesClaim:     j.ScopesClaim.Value,
 			SubjectClaim:    j.Subject.Value,
 			RefreshInterval: j.Refresh.Duration,
+			Logger:          c.log,
 		}
 		a, err := identity.NewJWT(jc)
 		if err != nil {
@@ -275,7 +279,7 @@ func (c *compiler) compileIdentity() {
 		if h.File.Value == "" {
 			c.errf(h.Pos, "", "identity.htpasswd: file is required")
 		} else {
-			a, err := identity.NewHtpasswd(c.path(h.File.Value), identity.HtpasswdOptions{AllowWeakHashes: h.AllowWeakHashes, Roles: roles, Realm: h.Realm})
+			a, err := identity.NewHtpasswd(c.path(h.File.Value), identity.HtpasswdOptions{AllowWeakHashes: h.AllowWeakHashes, Roles: roles, Realm: h.Realm, Logger: c.log})
 			if err != nil {
 				c.errf(h.File.Pos, "", "identity.htpasswd: %v", err)
 			} else {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-gateway/warden/internal/canonical"
+	"github.com/warden-gateway/warden/internal/challenge"
 	"github.com/warden-gateway/warden/internal/decision"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/match/ipmatch"
@@ -36,6 +37,10 @@ type Policy struct {
 	primers  []func(context.Context) error
 	// identityHeaders are set by a trusted upstream authenticator.
 	identityHeaders []string
+	// bans and rate limits: the policy's effects (effects.go).
+	bans        []Ban
+	rateLimited bool
+	challenger  *challenge.Challenger
 	// scratch recycles the per-request evalCtx. Conditions receive it
 	// through an interface, so the compiler cannot keep it on Decide's
 	// stack; without the pool every decision would allocate one.
@@ -71,6 +76,12 @@ type rule struct {
 	require *requirement
 	// needsIdentity is set when matching or gating needs the caller.
 	needsIdentity bool
+	// report: the rule logs what it would have refused and never decides.
+	report bool
+	// rate is the rule's rate limit, charged whenever the rule matches.
+	rate *RateLimit
+	// difficulty is a challenge rule's proof of work.
+	difficulty int
 }
 
 // cond is a matcher family beyond the built-in ones: user agent, referer,
@@ -100,6 +111,10 @@ type evalCtx struct {
 	p      *Policy
 	idDone bool
 	id     identity.Result
+	// would is the first report-only rule that would have refused.
+	would decision.Would
+	// challenge is the state of the last challenge rule looked at.
+	challenge string
 	// geo memo
 	geoDone bool
 	country string
@@ -114,11 +129,29 @@ func (c *evalCtx) identity() *identity.Result {
 	return &c.id
 }
 
-func (r *rule) matches(ctx *evalCtx, why *string) bool {
+// miss says which matcher of a rule did not match: a kind, and for
+// conditions their index. It is what a trace records instead of a sentence,
+// so that recording costs no allocation; Steps turns it into words.
+type miss struct {
+	kind missKind
+	cond int16
+}
+
+type missKind uint8
+
+const (
+	matched missKind = iota
+	missPath
+	missMethod
+	missHost
+	missExt
+	missIP
+	missNotIP
+	missCond
+)
+
+func (r *rule) matches(ctx *evalCtx) miss {
 	req := ctx.req
-	// The reasons a rule does not match are built only when a trace asks for
-	// them (why != nil): concatenating them unconditionally would allocate on
-	// every rule of every request.
 	if len(r.paths) > 0 {
 		ok := false
 		for i := range r.paths {
@@ -128,17 +161,11 @@ func (r *rule) matches(ctx *evalCtx, why *string) bool {
 			}
 		}
 		if !ok {
-			if why != nil {
-				*why = "path does not match"
-			}
-			return false
+			return miss{kind: missPath}
 		}
 	}
 	if len(r.methods) > 0 && !slices.Contains(r.methods, req.Method) {
-		if why != nil {
-			*why = "method " + req.Method + " not listed"
-		}
-		return false
+		return miss{kind: missMethod}
 	}
 	if len(r.hosts) > 0 {
 		ok := false
@@ -149,39 +176,45 @@ func (r *rule) matches(ctx *evalCtx, why *string) bool {
 			}
 		}
 		if !ok {
-			if why != nil {
-				*why = "host " + req.Host + " not listed"
-			}
-			return false
+			return miss{kind: missHost}
 		}
 	}
 	if len(r.exts) > 0 && !pathmatch.HasExtension(req.LowerPath, r.exts, r.action != decision.Allow || r.require != nil) {
-		if why != nil {
-			*why = "extension not listed"
-		}
-		return false
+		return miss{kind: missExt}
 	}
 	if r.ip != nil && !r.ip.Contains(req.ClientIP) {
-		if why != nil {
-			*why = "client " + addrString(req.ClientIP) + " not in " + r.ipSrc
-		}
-		return false
+		return miss{kind: missIP}
 	}
 	if r.notIP != nil && r.notIP.Contains(req.ClientIP) {
-		if why != nil {
-			*why = "client " + addrString(req.ClientIP) + " is in " + r.notSrc
-		}
-		return false
+		return miss{kind: missNotIP}
 	}
-	for _, c := range r.conds {
+	for i, c := range r.conds {
 		if !c.match(ctx) {
-			if why != nil {
-				*why = c.describe() + " does not match"
-			}
-			return false
+			return miss{kind: missCond, cond: int16(i)}
 		}
 	}
-	return true
+	return miss{}
+}
+
+// why is the sentence for a miss, built only when a trace is shown.
+func (r *rule) why(m miss, req *canonical.Request) string {
+	switch m.kind {
+	case missPath:
+		return "path does not match"
+	case missMethod:
+		return "method " + req.Method + " not listed"
+	case missHost:
+		return "host " + req.Host + " not listed"
+	case missExt:
+		return "extension not listed"
+	case missIP:
+		return "client " + addrString(req.ClientIP) + " not in " + r.ipSrc
+	case missNotIP:
+		return "client " + addrString(req.ClientIP) + " is in " + r.notSrc
+	case missCond:
+		return r.conds[m.cond].describe() + " does not match"
+	}
+	return ""
 }
 
 func addrString(a netip.Addr) string {

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/decision"
 )
 
 // checkShadowing reports rules that can never match because an earlier rule
@@ -39,8 +40,11 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// alwaysDecides: a matched rule that ends evaluation whoever asks.
-func alwaysDecides(r *rule) bool { return !r.gate }
+// alwaysDecides: a matched rule that ends evaluation whoever asks. A
+// report-only rule never decides.
+func alwaysDecides(r *rule) bool {
+	return !r.gate && !r.report && r.action != decision.Challenge
+}
 
 // covers reports whether every request b matches is also matched by a.
 func covers(a, b *rule) bool {

@@ -53,8 +53,12 @@ type Problem struct {
 // Negotiate picks the body format from Accept (with q-values) and, when the
 // client accepts anything, from the User-Agent: terminals get text, other
 // programs JSON.
-func Negotiate(r *http.Request) Format {
-	accept := r.Header.Get("Accept")
+func Negotiate(r *http.Request) Format { return NegotiateHeader(r.Header) }
+
+// NegotiateHeader is Negotiate from the request's headers alone, for front
+// ends that have no *http.Request (a decision service).
+func NegotiateHeader(header http.Header) Format {
+	accept := header.Get("Accept")
 	best, bestQ := -1, 0.0
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
@@ -83,7 +87,7 @@ func Negotiate(r *http.Request) Format {
 	if best >= 0 {
 		return Format(best)
 	}
-	ua := strings.ToLower(r.Header.Get("User-Agent"))
+	ua := strings.ToLower(header.Get("User-Agent"))
 	for _, t := range []string{"curl/", "wget/", "httpie/", "powershell", "xh/", "lynx", "w3m"} {
 		if strings.Contains(ua, t) {
 			return Text
@@ -155,17 +159,24 @@ func Build(d *decision.Decision, requestID string, opt Options) Problem {
 	return p
 }
 
-// Write renders the refusal. It sets the status, the security headers and,
+// Response is a rendered refusal: what any front end sends, whether it
+// writes it to a connection (the gateway), answers a proxy's sub-request
+// with it (forward-auth) or carries it in a gRPC message (ext_authz).
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Render renders the refusal in format f. It sets the security headers and,
 // for 401, WWW-Authenticate (always: a 401 without it is a protocol error).
-func Write(w http.ResponseWriter, r *http.Request, d *decision.Decision, requestID string, opt Options) {
+// head leaves the body out (a HEAD request) but keeps its Content-Length.
+func Render(d *decision.Decision, f Format, head bool, requestID string, opt Options) Response {
 	p := Build(d, requestID, opt)
-	h := w.Header()
+	h := make(http.Header, 8)
 	h.Set("X-Request-Id", requestID)
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Del("Content-Length")
-	h.Del("ETag")
-	h.Del("Last-Modified")
 	if p.Status == http.StatusUnauthorized {
 		ch := d.WWWAuthenticate
 		if ch == "" {
@@ -177,7 +188,7 @@ func Write(w http.ResponseWriter, r *http.Request, d *decision.Decision, request
 		h.Set("Retry-After", strconv.Itoa(d.RetryAfter))
 	}
 	var body []byte
-	switch Negotiate(r) {
+	switch f {
 	case HTML:
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
@@ -191,9 +202,31 @@ func Write(w http.ResponseWriter, r *http.Request, d *decision.Decision, request
 		body = append(body, '\n')
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(p.Status)
-	if r.Method != http.MethodHead {
-		w.Write(body)
+	if head {
+		body = nil
+	}
+	return Response{Status: p.Status, Header: h, Body: body}
+}
+
+// Write renders the refusal for r and writes it to w. Headers already set on
+// w that the refusal does not replace (Connection: close, for one) stay;
+// validators of content that was about to be served go.
+func Write(w http.ResponseWriter, r *http.Request, d *decision.Decision, requestID string, opt Options) {
+	res := Render(d, Negotiate(r), r.Method == http.MethodHead, requestID, opt)
+	res.WriteTo(w)
+}
+
+// WriteTo writes the response to w.
+func (res *Response) WriteTo(w http.ResponseWriter) {
+	h := w.Header()
+	h.Del("ETag")
+	h.Del("Last-Modified")
+	for k, v := range res.Header {
+		h[k] = v
+	}
+	w.WriteHeader(res.Status)
+	if len(res.Body) > 0 {
+		w.Write(res.Body)
 	}
 }
 

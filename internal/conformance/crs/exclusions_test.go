@@ -123,8 +123,8 @@ func refusedBeforeWAF(reason, why string) frontEndExclusion {
 				if r.str("code") != "bad_request" || r.str("status") != "400" {
 					return fmt.Errorf("decision log: code %q status %s, want bad_request 400", r.str("code"), r.str("status"))
 				}
-				if _, ok := r.attrs["raw_uri"]; !ok {
-					return errors.New("decision log: the refusal has a canonical request, so it came after the front end's checks")
+				if st := r.str("stage"); st != "prerule" && st != "canonical" {
+					return fmt.Errorf("decision log: the refusal was made at stage %q, after the front end's checks", st)
 				}
 				if !strings.Contains(r.str("reason"), why) {
 					return fmt.Errorf("decision log: reason %q does not say %q", r.str("reason"), why)

@@ -14,8 +14,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
+	pathpkg "path"
 	"regexp"
 	"slices"
 	"sort"
@@ -81,38 +80,45 @@ type ftwLog struct {
 
 var firstNumber = regexp.MustCompile(`\d+`)
 
-func loadFTWFiles(dir string) ([]ftwFile, error) {
+// loadFTWFiles reads every *.yaml and *.yml test file of the given file
+// systems (CRS's own CI globs *.y*ml).
+func loadFTWFiles(fsyses ...fs.FS) ([]ftwFile, error) {
 	var files []ftwFile
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+	for _, fsys := range fsyses {
+		err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+				return nil
+			}
+			raw, err := fs.ReadFile(fsys, path)
+			if err != nil {
+				return err
+			}
+			dec := yaml.NewDecoder(bytes.NewReader(raw))
+			dec.KnownFields(true)
+			var f ftwFile
+			if err := dec.Decode(&f); errors.Is(err, io.EOF) {
+				return nil // a file holding only comments
+			} else if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if f.RuleID == 0 {
+				n, _ := strconv.Atoi(firstNumber.FindString(pathpkg.Base(path)))
+				f.RuleID = n
+			}
+			files = append(files, f)
 			return nil
-		}
-		raw, err := os.ReadFile(path)
+		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		var f ftwFile
-		if err := dec.Decode(&f); errors.Is(err, io.EOF) {
-			return nil // a file holding only comments
-		} else if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if f.RuleID == 0 {
-			n, _ := strconv.Atoi(firstNumber.FindString(filepath.Base(path)))
-			f.RuleID = n
-		}
-		files = append(files, f)
-		return nil
-	})
-	if err == nil && len(files) == 0 {
-		err = fmt.Errorf("no test files in %s", dir)
 	}
-	return files, err
+	if len(files) == 0 {
+		return nil, errors.New("no CRS test files found")
+	}
+	return files, nil
 }
 
 // ftwResponse is what came back for one stage's request.

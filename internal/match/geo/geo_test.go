@@ -13,29 +13,15 @@ import (
 	"time"
 )
 
-// testdataDir resolves ../shared/testdata/geoip relative to the repository
-// root (the directory holding go.mod).
+// testdataDir is the folder of MaxMind's fictional test databases,
+// vendored with their licence (see testdata/README.md), so the tests need
+// nothing beside the repository.
 func testdataDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	geoip := filepath.Join(dir, "..", "shared", "testdata", "geoip")
-	if _, err := os.Stat(geoip); err != nil {
+	if _, err := os.Stat(filepath.Join("testdata", "GeoIP2-Country-Test.mmdb")); err != nil {
 		t.Fatalf("test databases missing: %v", err)
 	}
-	return geoip
+	return "testdata"
 }
 
 func openTestDB(t testing.TB, name string) *DB {

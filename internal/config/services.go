@@ -1,0 +1,26 @@
+package config
+
+// ForwardAuth is the forward-auth decision service: nginx auth_request,
+// Traefik ForwardAuth and Caddy forward_auth ask it about each request.
+type ForwardAuth struct {
+	Pos Pos
+	// Listen is its address, such as 127.0.0.1:9091.
+	Listen Scalar `yaml:"listen"`
+	// Peers are the proxies allowed to ask (CIDRs); the original request's
+	// X-Forwarded-* / X-Original-* headers are believed only from them.
+	Peers []Scalar `yaml:"peers"`
+}
+
+// ExtAuthz is the Envoy ext_authz v3 gRPC decision service.
+type ExtAuthz struct {
+	Pos Pos
+	// Listen is its address, such as 127.0.0.1:9191.
+	Listen Scalar `yaml:"listen"`
+}
+
+// Admin is the admin listener: metrics, health, the admin page, bans.
+type Admin struct {
+	Pos Pos
+	// Listen is its address; loopback by default.
+	Listen Scalar `yaml:"listen"`
+}

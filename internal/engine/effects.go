@@ -1,0 +1,225 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/decision"
+	"github.com/warden-gateway/warden/internal/policy"
+	"github.com/warden-gateway/warden/internal/state"
+)
+
+// The policy's effects, applied by the engine: bans checked before any
+// costly stage, rate limits charged after the rules, strikes counted when
+// an outcome is final. The store outlives policy swaps (a reload keeps the
+// counters and the bans), and one store serves every front end.
+
+// storeTimeout bounds one store round trip within a request: a shared store
+// that is slow must not hold every request (the store's own circuit breaker
+// then answers from its local fallback).
+const storeTimeout = 250 * time.Millisecond
+
+// SetStore installs the store the policy's rate limits and bans are kept
+// in. Without one, a policy that needs it gets an in-memory store of its
+// own on first use.
+func (e *Engine) SetStore(s state.Store) { e.store.Store(&s) }
+
+// Store is the store in use (nil when none was needed yet).
+func (e *Engine) Store() state.Store {
+	if p := e.store.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (e *Engine) storeFor(rt *Runtime) state.Store {
+	if s := e.Store(); s != nil {
+		return s
+	}
+	var s state.Store = state.NewMemory(state.MemoryOptions{})
+	if e.store.CompareAndSwap(nil, &s) {
+		return s
+	}
+	return e.Store()
+}
+
+// failMode is the policy's default for a store that cannot answer.
+func failMode(rt *Runtime) state.FailMode {
+	if st := rt.Config.State; st != nil {
+		m, _ := state.ParseFailMode(st.OnError.Value)
+		return m
+	}
+	return state.FailClosed
+}
+
+// banKey is the key a ban policy bans this request's client by.
+func banKey(b *policy.Ban, o *Outcome) string {
+	return b.Key.Key(state.KeyInput{IP: o.Request.ClientIP})
+}
+
+// checkBans refuses a banned client before the rules run (no password is
+// hashed, no WAF runs for it). It reports whether it refused.
+func (e *Engine) checkBans(rt *Runtime, o *Outcome) bool {
+	bans := rt.Policy.Bans()
+	if len(bans) == 0 || o.SkipEffects {
+		return false
+	}
+	store := e.storeFor(rt)
+	var opsBuf [2]state.Op
+	var outBuf [2]state.Outcome
+	ops := opsBuf[:0]
+	for i := range bans {
+		key := banKey(&bans[i], o)
+		dup := false
+		for _, op := range ops {
+			dup = dup || op.Key == key
+		}
+		if !dup {
+			ops = append(ops, state.Op{Kind: state.OpBanned, Key: key})
+		}
+	}
+	out := outBuf[:0]
+	for range ops {
+		out = append(out, state.Outcome{})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	err := store.Apply(ctx, ops, out, o.Now)
+	cancel()
+	if _, refuse := failMode(rt).Resolve(err); refuse != nil {
+		o.refuse(StageBan, unavailable("bans cannot be checked right now", refuse))
+		return true
+	} else if err != nil {
+		e.log.Warn("state store unavailable; bans checked against this instance's own", "error", err.Error())
+	}
+	for i, r := range out {
+		if r.Banned {
+			d := decision.Refuse(decision.Banned, "this address is banned for a while after repeated refusals")
+			d.Rule = "(ban)"
+			d.RetryAfter = retrySeconds(r.Until.Sub(o.Now))
+			d.Detail = "banned: " + ops[i].Key + " until " + r.Until.UTC().Format(time.RFC3339)
+			o.refuse(StageBan, d)
+			o.header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
+			return true
+		}
+	}
+	return false
+}
+
+// chargeRateLimits applies the rate limits the rules charged, in one round
+// trip; the first that is over refuses the request with 429.
+func (e *Engine) chargeRateLimits(rt *Runtime, o *Outcome) {
+	limits := o.charges.List()
+	if len(limits) == 0 || o.SkipEffects {
+		return
+	}
+	store := e.storeFor(rt)
+	in := state.KeyInput{IP: o.Request.ClientIP, Header: o.Wire.Header}
+	if c := o.Caller; c != nil {
+		in.Principal = c.ID
+		if c.Method == "api_key" {
+			in.APIKeyID = c.ID
+		}
+	}
+	var opsBuf [4]state.Op
+	var outBuf [4]state.Outcome
+	ops, out := opsBuf[:0], outBuf[:0]
+	kind := state.OpAllow
+	if o.PeekOnly {
+		kind = state.OpPeek
+	}
+	for _, l := range limits {
+		ops = append(ops, state.Op{Kind: kind, Key: state.RuleKey(l.Rule, l.Key.Key(in)), Limit: l.Limit})
+		out = append(out, state.Outcome{})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	err := store.Apply(ctx, ops, out, o.Now)
+	cancel()
+	if err != nil {
+		// The first limit's rule says what to do: a rule that fails open
+		// takes the local fallback's answer.
+		if _, refuse := limits[0].OnError.Resolve(err); refuse != nil {
+			d := unavailable("the rate limit cannot be checked right now", refuse)
+			d.Rule, d.RuleLine = limits[0].Rule, limits[0].Line
+			o.refuse(StagePolicy, d)
+			return
+		}
+		e.log.Warn("state store unavailable; rate limits counted by this instance alone", "error", err.Error())
+	}
+	for i, l := range limits {
+		r := out[i].Result
+		state.SetRateLimitHeaders(o.header(), l.Rule, l.Limit, r)
+		o.RateLimits = append(o.RateLimits, RateLimitState{Rule: l.Rule, Key: ops[i].Key, Remaining: r.Remaining, Allowed: r.Allowed})
+		if !r.Allowed && !o.PeekOnly {
+			d := decision.Refuse(decision.RateLimited, "too many requests; slow down and retry later")
+			d.Rule, d.RuleLine = l.Rule, l.Line
+			d.RetryAfter = retrySeconds(r.RetryAfter)
+			d.Detail = "rate limit " + strconv.Itoa(l.Limit.Rate) + " per " + l.Limit.Per.String() + " exceeded for " + ops[i].Key
+			o.refuse(StagePolicy, d)
+			return
+		}
+	}
+}
+
+// strike counts a final refusal towards the ban policies that count its
+// code, and logs the ban it earns.
+func (e *Engine) strike(o *Outcome) {
+	rt := o.Runtime
+	if rt == nil || !o.HasRequest || o.SkipEffects || o.PeekOnly || !o.Refused() || o.Stage == StageBan {
+		return
+	}
+	bans := rt.Policy.Bans()
+	for i := range bans {
+		b := &bans[i]
+		if !b.Counts(o.Decision.Code, o.Request.Path) {
+			continue
+		}
+		key := banKey(b, o)
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		banned, until, err := e.storeFor(rt).Strike(ctx, key, b.Policy, o.Now)
+		cancel()
+		if err != nil && !errors.Is(err, state.ErrUnavailable) {
+			e.log.Warn("counting a strike failed", "ban", b.Policy.Name, "key", key, "error", err.Error())
+		}
+		if banned {
+			e.log.LogAttrs(context.Background(), slog.LevelWarn, "ban",
+				slog.String("request_id", o.ID), slog.String("ban", b.Policy.Name), slog.String("key", key),
+				slog.String("until", until.UTC().Format(time.RFC3339)), slog.String("code", string(o.Decision.Code)))
+		}
+	}
+}
+
+// RateLimitState is what a request's rate limits said, for the record and
+// explain.
+type RateLimitState struct {
+	Rule      string `json:"rule"`
+	Key       string `json:"key"`
+	Remaining int    `json:"remaining"`
+	Allowed   bool   `json:"allowed"`
+}
+
+func unavailable(reason string, err error) decision.Decision {
+	d := decision.Refuse(decision.Unavailable, reason)
+	d.Detail = err.Error()
+	d.RetryAfter = 5
+	return d
+}
+
+func retrySeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// header is the outcome's extra response headers, made on first use.
+func (o *Outcome) header() http.Header {
+	if o.Header == nil {
+		o.Header = make(http.Header, 3)
+	}
+	return o.Header
+}

@@ -1,0 +1,20 @@
+package nginx
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/warden-gateway/warden/internal/importer"
+	"github.com/warden-gateway/warden/internal/importer/importtest"
+)
+
+// TestImportGolden imports every case of testdata/ (the differential cases
+// and the sample site) and compares the policy and the notes with the
+// golden files; go test ./internal/importer/... -update rewrites them.
+func TestImportGolden(t *testing.T) {
+	cases := append([]importtest.Case{{
+		Name:   "site",
+		Direct: func() (*importer.Result, error) { return Import(filepath.Join("testdata", "site", "site.conf")) },
+	}}, nginxCases...)
+	importtest.Golden(t, cases, importtest.Importers{Nginx: Import})
+}
