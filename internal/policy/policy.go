@@ -181,7 +181,7 @@ func (r *rule) matches(ctx *evalCtx) miss {
 			return miss{kind: missHost}
 		}
 	}
-	if len(r.exts) > 0 && !hasExt(req.LowerPath, r.exts) {
+	if len(r.exts) > 0 && !pathmatch.HasExtension(req.LowerPath, r.exts, r.action != decision.Allow || r.require != nil) {
 		return miss{kind: missExt}
 	}
 	if r.ip != nil && !r.ip.Contains(req.ClientIP) {
@@ -224,19 +224,4 @@ func addrString(a netip.Addr) string {
 		return "(none)"
 	}
 	return a.String()
-}
-
-func hasExt(lowerPath string, exts []string) bool {
-	slash := strings.LastIndexByte(lowerPath, '/')
-	dot := strings.LastIndexByte(lowerPath, '.')
-	if dot <= slash {
-		return false
-	}
-	ext := lowerPath[dot+1:]
-	for _, e := range exts {
-		if e == ext {
-			return true
-		}
-	}
-	return false
 }
