@@ -1,15 +1,21 @@
 package crs
 
-// TestCRSRegressionSuite runs the OWASP CRS v4.25.0 regression suite twice:
-// against the bare WAF engine served the way Coraza's own harness serves its
-// middleware (the baseline: every test Coraza passes), then against a real
-// warden server built from a YAML config, in front of a real echo upstream,
-// judged by the rule ids in warden's decision log. Coraza's ignore list and
-// overrides apply to both runs, unchanged; warden's few further exclusions
-// (exclusions_test.go) are each checked to still fail for the reason given.
+// TestCRSRegressionSuite runs the OWASP CRS v4.25.0 regression suite twice
+// in one run: against Coraza's own net/http middleware as Coraza's CRS
+// harness serves it (the baseline), then against a real warden server built
+// from a YAML config, in front of a real echo upstream, judged by the rule
+// ids in warden's decision log. Coraza's ignore list and overrides apply to
+// both runs, unchanged. A test counts as passed through warden only when an
+// expectation was checked: the WAF judged every stage and go-ftw's checks
+// held (as Coraza judges it), or the test is on wardenExpectations
+// (expectations_test.go) and what warden does instead was asserted.
+// warden's count must match or exceed Coraza's, and every test Coraza passes
+// must pass through warden in one of those two ways.
 
 import (
+	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -150,14 +156,20 @@ type caseResult struct {
 	name       string
 	ignored    bool
 	overridden bool
-	failure    string    // "" when every stage passed
+	failure    string    // go-ftw's verdict: "" when every stage passed its checks
 	failed     *stageRun // the stage that failed
-	excluded   bool      // on wardenExclusions (its reason checked)
-	// refusedBeforeWAF: warden refused a stage with 400 before it had a
-	// canonical request, so before the WAF (the test passed on warden's 400
-	// alone, or failed on it).
-	refusedBeforeWAF bool
+	last       *stageRun // the last stage run
+	// judged: the WAF judged every stage run; notJudged is the first stage
+	// it did not judge (1-based, 0 when judged).
+	judged    bool
+	notJudged int
+	// outcome and problem are set by classify: outcome is how the test
+	// passed ("judged", or "asserted: " and the expectation's kind), problem
+	// why it did not.
+	outcome, problem string
 }
+
+func (r caseResult) passed() bool { return !r.ignored && r.problem == "" }
 
 func loadCases(t testing.TB) ([]ftwCase, int) {
 	t.Helper()
@@ -186,9 +198,9 @@ func loadCases(t testing.TB) ([]ftwCase, int) {
 }
 
 // runCase runs a test's stages in order, with Coraza's ignore list and
-// overrides applied; the first failing stage decides.
+// overrides applied; the first failing stage decides, as in go-ftw.
 func runCase(ws *serverUnderTest, c ftwCase) caseResult {
-	res := caseResult{name: c.name}
+	res := caseResult{name: c.name, judged: true}
 	if _, ok := crsIgnored[c.name]; ok {
 		res.ignored = true
 		return res
@@ -204,8 +216,9 @@ func runCase(ws *serverUnderTest, c ftwCase) caseResult {
 			sr = ws.runStage(stage.Input, out)
 		}
 		sr.stage = i + 1
-		if slices.ContainsFunc(sr.records, isFrontEndRefusal) {
-			res.refusedBeforeWAF = true
+		res.last = &sr
+		if !sr.judged && res.judged {
+			res.judged, res.notJudged = false, i+1
 		}
 		if sr.failure != "" {
 			res.failure = fmt.Sprintf("stage %d: %s", i+1, sr.failure)
@@ -216,12 +229,74 @@ func runCase(ws *serverUnderTest, c ftwCase) caseResult {
 	return res
 }
 
-// isFrontEndRefusal: warden's decision log holds a bad_request refusal made
-// before any rule (stage prerule or canonical): a path that cannot be made
-// canonical, ambiguous framing, an override header.
-func isFrontEndRefusal(r logRecord) bool {
-	st := r.str("stage")
-	return r.msg == "decision" && (st == "prerule" || st == "canonical") && r.str("code") == "bad_request"
+// classifyCoraza: under Coraza's middleware a test passes when go-ftw's
+// checks hold.
+func classifyCoraza(r *caseResult) {
+	switch {
+	case r.ignored:
+	case r.failure != "":
+		r.problem = "failed " + r.failure
+	case !r.judged && answeredByGo(r):
+		r.outcome = "asserted: " + goAnswered
+	case !r.judged:
+		r.problem = "passed, but the middleware never saw the request, and Go's server did not answer it either"
+	default:
+		r.outcome = "judged"
+	}
+}
+
+// classifyWarden decides how a test passed through warden, if it did: the
+// WAF judged every stage and go-ftw's checks held, or the test is listed in
+// wardenExpectations and its expectation holds on the stage it concerns
+// (the failing one, else the last).
+func classifyWarden(r *caseResult, cz *caseResult, up *echoUpstream) {
+	if r.ignored {
+		return
+	}
+	ex, listed := wardenExpectations[r.name]
+	switch {
+	case listed && r.failure == "" && r.judged:
+		r.problem = fmt.Sprintf("listed in wardenExpectations (%s), but the WAF judged it and it passes: take it off", ex.kind)
+	case listed:
+		sr := r.failed
+		if sr == nil {
+			sr = r.last
+		}
+		if err := ex.verify(sr, up); err != nil {
+			r.problem = fmt.Sprintf("expected %s (%s), but that does not hold on stage %d: %v (go-ftw: %s)", ex.kind, ex.reason, sr.stage, err, orNone(r.failure))
+			return
+		}
+		r.outcome = "asserted: " + ex.kind
+	case r.failure != "":
+		r.problem = "failed " + r.failure
+	case !r.judged && answeredByGo(r) && answeredByGo(cz) && cz.last.resp.status == r.last.resp.status:
+		r.outcome = "asserted: " + goAnswered
+	case !r.judged:
+		r.problem = fmt.Sprintf("passed go-ftw's checks, but the WAF did not judge stage %d: list what warden does instead in wardenExpectations", r.notJudged)
+	default:
+		r.outcome = "judged"
+	}
+}
+
+// goAnswered is the outcome of a test whose request Go's HTTP server
+// answered itself, before any handler (a malformed request line or
+// Content-Length, an unsupported HTTP version, ...): nothing of warden's,
+// nor Coraza's middleware, ever sees it. Through warden it counts as passed
+// only when Coraza's middleware met the very same fate (no handler, the
+// same status), since the front is the same net/http server.
+const goAnswered = "answered by Go's HTTP server before any handler"
+
+// answeredByGo: the last stage got a response that no handler wrote (no
+// X-Request-Id, which both fronts set on every answer).
+func answeredByGo(r *caseResult) bool {
+	return r != nil && r.last != nil && r.last.resp != nil && r.last.requestID == ""
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "passed"
+	}
+	return s
 }
 
 // runSuite runs every case against ws, crsParallel at a time.
@@ -244,74 +319,46 @@ func runSuite(ws *serverUnderTest, cases []ftwCase) []caseResult {
 	return results
 }
 
+var crsReport = flag.String("crs.report", "", "write TestCRSRegressionSuite's per-test results (Coraza middleware and warden) to this TSV file")
+
 func TestCRSRegressionSuite(t *testing.T) {
 	cases, nfiles := loadCases(t)
 	up := startUpstream(t)
 
-	// First the bare engine, as Coraza's own harness runs it: every test
-	// Coraza passes must pass, and this is what warden's front end is
-	// compared with.
-	engine, err := waf.New(engineCRSConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// First Coraza's own middleware, as Coraza's CRS harness runs it: the
+	// count warden is held to.
 	start := time.Now()
-	engineResults := runSuite(startEngineServer(t, engine, albedoUpstream()), cases)
-	engineSummary := summarize(engineResults)
-	t.Logf("CRS v4.25.0 regression suite against the bare engine (Coraza's harness): %d tests from %d files in %v: %s",
-		len(cases), nfiles, time.Since(start).Round(time.Millisecond), engineSummary)
-	for _, f := range engineSummary.failures {
-		t.Errorf("engine failed %s", f)
+	czResults := runSuite(startCorazaMiddleware(t, engineCRSConfig(), albedoUpstream()), cases)
+	for i := range czResults {
+		classifyCoraza(&czResults[i])
 	}
+	czSummary := summarize(czResults)
+	t.Logf("CRS v4.25.0 regression suite through Coraza's net/http middleware: %d tests from %d files in %v: %s",
+		len(cases), nfiles, time.Since(start).Round(time.Millisecond), czSummary)
 
 	// Then warden itself, judged by the rule ids in its decision log.
 	ws := startWarden(t, wardenCRSConfig, up.url)
+	ws.judged = wardenJudged(up)
 	start = time.Now()
 	results := runSuite(ws, cases)
-	engineByName := map[string]caseResult{}
-	for _, r := range engineResults {
-		engineByName[r.name] = r
-	}
-	var excludedRuns int
-	for i, r := range results {
-		ex, listed := wardenExclusions[r.name]
-		if !listed {
-			continue
+	listedRuns := 0
+	for i := range results {
+		classifyWarden(&results[i], &czResults[i], up)
+		if _, ok := wardenExpectations[results[i].name]; ok {
+			listedRuns++
 		}
-		excludedRuns++
-		switch {
-		case r.failure == "":
-			t.Errorf("excluded %s passes through warden now: take it off wardenExclusions (%s)", r.name, ex.reason)
-		case engineByName[r.name].failure != "":
-			t.Errorf("excluded %s fails against the bare engine too, so warden's front end is not why it fails: %s", r.name, engineByName[r.name].failure)
-		default:
-			if err := ex.verify(r.failed, up); err != nil {
-				t.Errorf("excluded %s (%s), but the reason does not hold: %v (the test failed with: %s)", r.name, ex.reason, err, r.failure)
-			}
-		}
-		results[i].excluded = true
-	}
-	if excludedRuns != len(wardenExclusions) {
-		t.Errorf("wardenExclusions names %d tests, %d of them are in the suite", len(wardenExclusions), excludedRuns)
 	}
 	summary := summarize(results)
 	t.Logf("CRS v4.25.0 regression suite through warden: %d tests from %d files in %v: %s",
 		len(cases), nfiles, time.Since(start).Round(time.Millisecond), summary)
-	for _, name := range slices.Sorted(mapKeys(crsIgnored)) {
-		t.Logf("ignored (Coraza's list) %s: %s", name, crsIgnored[name])
-	}
-	for _, r := range results {
-		if r.refusedBeforeWAF && r.failure == "" {
-			t.Logf("passed on warden's own 400, before the WAF: %s", r.name)
-		}
-	}
-	for _, name := range slices.Sorted(mapKeys(wardenExclusions)) {
-		t.Logf("excluded (warden's front end, reason verified) %s: %s", name, wardenExclusions[name].reason)
+
+	if listedRuns != len(wardenExpectations) {
+		t.Errorf("wardenExpectations names %d tests, %d of them are in the suite", len(wardenExpectations), listedRuns)
 	}
 	for _, s := range []struct {
 		name    string
 		summary suiteSummary
-	}{{"engine", engineSummary}, {"warden", summary}} {
+	}{{"Coraza middleware", czSummary}, {"warden", summary}} {
 		if s.summary.ignored != len(crsIgnored) {
 			t.Errorf("%s: ignored %d tests, the ignore list names %d: a listed test is missing from the suite", s.name, s.summary.ignored, len(crsIgnored))
 		}
@@ -319,27 +366,81 @@ func TestCRSRegressionSuite(t *testing.T) {
 			t.Errorf("%s: overrode %d tests, the override list names %d: a listed test is missing from the suite", s.name, s.summary.overridden, len(crsOverrides))
 		}
 	}
-	for _, f := range summary.failures {
-		t.Errorf("failed %s", f)
+
+	// warden matches or exceeds Coraza, test by test: every test Coraza
+	// passes passes through warden, judged or with its expectation asserted.
+	for i, r := range results {
+		cz := czResults[i]
+		if r.ignored {
+			continue
+		}
+		switch {
+		case r.problem != "":
+			t.Errorf("warden: %s: %s (Coraza's middleware: %s)", r.name, r.problem, orNone(cz.problem))
+		case r.outcome != "judged":
+			t.Logf("warden: %s: %s %s (Coraza's middleware: %s)", r.name, r.outcome, wardenExpectations[r.name].reason, orNone(cz.outcome))
+		}
+		if !cz.passed() {
+			t.Logf("Coraza's middleware fails %s: %s (warden: %s)", cz.name, cz.problem, orNone(r.problem))
+		}
 	}
+	if summary.passed < czSummary.passed {
+		t.Errorf("warden passes %d tests, Coraza's middleware %d: warden must match or exceed it", summary.passed, czSummary.passed)
+	}
+	for _, name := range slices.Sorted(mapKeys(crsIgnored)) {
+		t.Logf("ignored (Coraza's list) %s: %s", name, crsIgnored[name])
+	}
+	if *crsReport != "" {
+		if err := writeCRSReport(*crsReport, czResults, results); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// writeCRSReport writes one line per test: its name, then for Coraza's
+// middleware and for warden whether it passed and how (judged by the WAF,
+// or the expectation asserted instead), and whether the WAF judged every
+// stage.
+func writeCRSReport(path string, cz, wd []caseResult) error {
+	var b strings.Builder
+	b.WriteString("test\tcoraza\tcoraza_waf_judged\twarden\twarden_waf_judged\n")
+	cell := func(r caseResult) string {
+		switch {
+		case r.ignored:
+			return "ignored"
+		case r.problem != "":
+			return "FAILED: " + strings.ReplaceAll(r.problem, "\t", " ")
+		}
+		return "passed (" + r.outcome + ")"
+	}
+	for i := range wd {
+		fmt.Fprintf(&b, "%s\t%s\t%v\t%s\t%v\n", wd[i].name, cell(cz[i]), !cz[i].ignored && cz[i].judged, cell(wd[i]), !wd[i].ignored && wd[i].judged)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // suiteSummary counts a run's results.
 type suiteSummary struct {
-	passed, overriddenPassed, ignored, overridden, excluded int
-	// passedOnRefusal: passed tests where warden refused a stage with 400
-	// before the WAF (a test expecting no rule, or status 400).
-	passedOnRefusal int
-	failures        []string
+	passed, judged, overriddenPassed, ignored, overridden int
+	asserted                                              map[string]int // by expectation kind
+	failures                                              []string
 }
 
 func (s suiteSummary) String() string {
-	return fmt.Sprintf("%d passed (%d of them with Coraza's overridden expectations, %d on warden's own 400 before the WAF), %d failed, %d ignored (Coraza's list), %d excluded (warden's front end)",
-		s.passed, s.overriddenPassed, s.passedOnRefusal, len(s.failures), s.ignored, s.excluded)
+	var asserted []string
+	for _, kind := range slices.Sorted(mapKeys(s.asserted)) {
+		asserted = append(asserted, fmt.Sprintf("%d %s", s.asserted[kind], kind))
+	}
+	a := ""
+	if len(asserted) > 0 {
+		a = ", " + strings.Join(asserted, ", ") + ", asserted instead"
+	}
+	return fmt.Sprintf("%d passed (%d judged by the WAF%s; %d with Coraza's overridden expectations), %d failed, %d ignored (Coraza's list)",
+		s.passed, s.judged, a, s.overriddenPassed, len(s.failures), s.ignored)
 }
 
 func summarize(results []caseResult) suiteSummary {
-	var s suiteSummary
+	s := suiteSummary{asserted: map[string]int{}}
 	for _, r := range results {
 		if r.overridden {
 			s.overridden++
@@ -347,17 +448,17 @@ func summarize(results []caseResult) suiteSummary {
 		switch {
 		case r.ignored:
 			s.ignored++
-		case r.excluded:
-			s.excluded++
-		case r.failure != "":
-			s.failures = append(s.failures, r.name+": "+r.failure)
+		case r.problem != "":
+			s.failures = append(s.failures, r.name+": "+r.problem)
 		default:
 			s.passed++
 			if r.overridden {
 				s.overriddenPassed++
 			}
-			if r.refusedBeforeWAF {
-				s.passedOnRefusal++
+			if kind, ok := strings.CutPrefix(r.outcome, "asserted: "); ok {
+				s.asserted[kind]++
+			} else {
+				s.judged++
 			}
 		}
 	}

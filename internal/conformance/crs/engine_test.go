@@ -1,90 +1,96 @@
 package crs
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental"
+	txhttp "github.com/corazawaf/coraza/v3/http"
+	"github.com/corazawaf/coraza/v3/types"
+
 	"github.com/warden-gateway/warden/internal/waf"
 )
 
-// startEngineServer serves the bare WAF engine the way Coraza's harness
-// serves its middleware: Engine.Inspect on the request as net/http parsed
-// it, then the upstream handler in-process through the response inspection.
-// Every matched rule goes to the decision log as a "waf" record, like
-// warden's, so the same runner judges both servers.
-func startEngineServer(t testing.TB, e *waf.Engine, upstream http.Handler) *serverUnderTest {
+// startCorazaMiddleware serves Coraza's own net/http middleware
+// (txhttp.WrapHandler) around the upstream handler, in process, the way
+// Coraza's CRS harness (testing/coreruleset) does, over a WAF built from
+// exactly the SecLang warden's engine loads for cfg (Engine.Directives).
+// This is the baseline warden is held to: every test it passes, warden
+// passes too, or warden's different outcome is asserted.
+//
+// The judge reads Coraza's error-log lines, as go-ftw does. To tie them to
+// their request without marker requests, an outer handler gives each
+// request an id (the X-Request-Id answer header) and the WAF is wrapped so
+// that the middleware's transaction takes that id as its own; the error
+// callback then files every line under the transaction's id. The outer
+// handler also logs a "seen" record, so the runner knows which requests
+// reached the middleware (Go's server answers some malformed ones itself).
+func startCorazaMiddleware(t testing.TB, cfg waf.Config, upstream http.Handler) *serverUnderTest {
 	t.Helper()
 	su := &serverUnderTest{log: newDecisionLog(), conns: newConnTracker()}
+	engine, err := waf.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := su.log.logger()
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().
+		WithRootFS(coreruleset.FS).
+		WithDirectives(engine.Directives()).
+		WithErrorCallback(func(mr types.MatchedRule) {
+			if len(mr.MatchedDatas()) == 0 {
+				return // ErrorLog indexes the first match data
+			}
+			logger.Info("waf", slog.String("request_id", mr.TransactionID()), slog.Any("matches", []string{mr.ErrorLog()}))
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw := txhttp.WrapHandler(idFromContext{w}, upstream)
+	var seq atomic.Uint64
+	front := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		id := fmt.Sprintf("cz-%012d", seq.Add(1)) // fixed width: no id is a substring of another
+		rw.Header().Set("X-Request-Id", id)
+		logger.Info("seen", slog.String("request_id", id))
+		mw.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{
-		Handler:           inspectThenForward(e, upstream, su.log.logger()),
-		ConnState:         su.conns.observe,
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	srv := &http.Server{Handler: front, ConnState: su.conns.observe, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	su.addr = ln.Addr().String()
+	su.judged = func(sr *stageRun) bool {
+		for _, r := range sr.records {
+			if r.msg == "seen" {
+				return true // the middleware processes every request it is handed
+			}
+		}
+		return false
+	}
 	return su
 }
 
-func inspectThenForward(e *waf.Engine, upstream http.Handler, log *slog.Logger) http.Handler {
-	var seq atomic.Uint64
-	logMatches := func(msg, id string, ms []waf.Match) {
-		if len(ms) == 0 {
-			return
-		}
-		lines := make([]string, len(ms))
-		for i, m := range ms {
-			lines[i] = m.ErrorLog
-		}
-		log.Info(msg, slog.String("request_id", id), slog.Any("matches", lines))
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Fixed width, so no id is a substring of another.
-		id := fmt.Sprintf("req-%012d", seq.Add(1))
-		w.Header().Set("X-Request-Id", id)
-		peer, _ := netip.ParseAddrPort(r.RemoteAddr)
-		verdict, body, err := e.Inspect(waf.RequestFrom(r, id, requestTarget(r), r.URL.RawQuery, peer.Addr()))
-		if err != nil {
-			log.Info("error", slog.String("request_id", id), slog.String("error", err.Error()))
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		defer body.Close()
-		logMatches("waf", id, verdict.Matches)
-		if d, refused := verdict.Refusal(); refused {
-			http.Error(w, d.Reason, d.Status)
-			return
-		}
-		r.Body = body
-		upstream.ServeHTTP(verdict.WrapResponse(w), r)
-		rv, _ := verdict.Finish()
-		logMatches("waf response", id, rv.Matches)
-		if d, refused := rv.Refusal(); refused {
-			http.Error(w, d.Reason, d.Status)
-		}
-	})
-}
+type requestIDKey struct{}
 
-// requestTarget is what Coraza's net/http adapter gives the WAF: the escaped
-// path for an origin-form target, and for the other forms (CONNECT's
-// authority, absolute-form, "*") the target without the query (URL.String),
-// so that the 920100 tests on those forms see what they see under Coraza.
-func requestTarget(r *http.Request) string {
-	if strings.HasPrefix(r.RequestURI, "/") {
-		return r.URL.EscapedPath()
+// idFromContext is a coraza.WAF whose transactions, when the middleware
+// creates them with the request's context, take the id the outer handler
+// put there.
+type idFromContext struct{ coraza.WAF }
+
+func (w idFromContext) NewTransactionWithOptions(o experimental.Options) types.Transaction {
+	if id, ok := o.Context.Value(requestIDKey{}).(string); ok {
+		o.ID = id
 	}
-	u := *r.URL
-	u.RawQuery, u.ForceQuery = "", false
-	return u.String()
+	return w.WAF.(experimental.WAFWithOptions).NewTransactionWithOptions(o)
 }

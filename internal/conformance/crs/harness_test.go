@@ -286,6 +286,26 @@ type serverUnderTest struct {
 	addr  string
 	log   *decisionLog
 	conns *connTracker
+	// judged reports whether the WAF judged a stage's request.
+	judged func(sr *stageRun) bool
+}
+
+// wardenJudged: warden's WAF judged a request when its decision record
+// carries what the WAF found, or when warden forwarded the request (the CRS
+// config has no route with the WAF off, and the WAF runs on every request
+// the rules allow, before it is forwarded). A request refused before the
+// WAF, or answered by Go's server itself, was not judged.
+func wardenJudged(up *echoUpstream) func(sr *stageRun) bool {
+	return func(sr *stageRun) bool {
+		if sr.requestID == "" {
+			return false
+		}
+		if slices.ContainsFunc(sr.records, func(r logRecord) bool { return r.msg == "waf" }) {
+			return true
+		}
+		_, forwarded := up.received(sr.requestID)
+		return forwarded
+	}
 }
 
 // startWarden runs warden from a YAML config on 127.0.0.1:0, the way
@@ -393,6 +413,7 @@ type stageRun struct {
 	requestID string
 	records   []logRecord // warden's decision log for requestID
 	lines     []string    // the judge's log lines (from the waf records)
+	judged    bool        // the WAF judged the request
 	failure   string      // "" when the stage passed
 }
 
@@ -410,6 +431,9 @@ func (ws *serverUnderTest) runStage(in ftwInput, out ftwOutput) stageRun {
 	if sr.requestID != "" {
 		sr.records = ws.log.records(sr.requestID)
 		sr.lines = wafLines(sr.requestID, sr.records)
+	}
+	if ws.judged != nil {
+		sr.judged = ws.judged(&sr)
 	}
 	sr.failure = judgeStage(out, sr.resp, sr.sendErr, sr.lines)
 	return sr

@@ -10,33 +10,36 @@ import (
 	"strings"
 )
 
-// frontEndExclusion is a test that passes against warden's WAF engine but
-// not through warden, because warden's front end handles the request before
-// (or instead of) the WAF. The runner still sends it, and then checks that
-// the test fails, that it passes against the bare engine, and that verify
-// finds the stated cause on the failing stage. An exclusion that no longer
-// applies fails the suite, so this list stays honest.
-type frontEndExclusion struct {
+// wardenExpectation is what warden does, instead of letting the WAF judge,
+// with a test whose request its front end handles before the WAF: refuse it
+// with 400 bad_request (a path with no single safe meaning, ambiguous
+// framing), or drop a header by its name and log that it did. The runner
+// sends every listed test and asserts the expectation with verify on the
+// stage it concerns; a listed test is counted as passed only when verify
+// holds, and a listed test that the WAF now judges and passes fails the
+// suite (take it off the list), so the list stays honest. Every other test
+// must be judged by the WAF, as Coraza judges it.
+type wardenExpectation struct {
+	kind   string // "refused before the WAF", "header dropped and logged"
 	reason string
 	verify func(sr *stageRun, up *echoUpstream) error
 }
 
-// wardenExclusions are the exclusions beyond Coraza's own lists.
+// wardenExpectations are the tests warden's front end answers before (or
+// instead of) the WAF, beyond Coraza's own ignore list and overrides.
 //
 // warden makes every request target canonical before any check runs (see
 // internal/canonical): a path with no single safe meaning is refused with
-// 400 bad_request, and an accepted path is decoded and normalized once. The
-// WAF then judges the canonical request line, the very one the upstream
-// receives. A few CRS tests put their attack in the raw path itself, so they
-// see warden's refusal (and no WAF at all) or a normalized path that no
-// longer holds the attack. Before that, warden refuses a request whose
-// framing is ambiguous (the request smuggling shapes, such as Content-Length
-// with Transfer-Encoding), and it drops every header whose name
-// holds '_' before any rule (CGI, PHP and WSGI read X_Filename as
-// X-Filename, so such a header could pose as one warden sets or strips), so
-// neither the WAF nor the upstream sees it. warden is not weakened to let
-// any of these through.
-var wardenExclusions = map[string]frontEndExclusion{
+// 400 bad_request. An accepted path is judged by the WAF twice over when
+// its spelling changed: as the client sent it and in its canonical form
+// (so merged slashes and resolved dot segments hide nothing from CRS).
+// Before that, warden refuses a request whose framing is ambiguous (the
+// request smuggling shapes, such as Content-Length with Transfer-Encoding),
+// and it drops every header whose name holds '_' before any rule (CGI, PHP
+// and WSGI read X_Filename as X-Filename, so such a header could pose as one
+// warden sets or strips), so neither the WAF nor the upstream sees it, and
+// logs the drop. warden is not weakened to let any of these through.
+var wardenExpectations = map[string]wardenExpectation{
 	"920272-5": refusedBeforeWAF(
 		"invalid UTF-8 in the path (/i%FFndex.html): warden refuses it 400 bad_request before the WAF; the test expects 200",
 		"decodes to invalid UTF-8"),
@@ -91,17 +94,40 @@ var wardenExclusions = map[string]frontEndExclusion{
 	"920181-1": refusedBeforeWAF(
 		"Content-Length and Transfer-Encoding: chunked together: warden refuses the ambiguous framing (request smuggling) 400 bad_request before the WAF; the test expects 200",
 		"the request's framing is ambiguous"),
-	"920100-16": forwardedAs("/",
-		"absolute-form target without a path (GET http://localhost HTTP/1.1): warden forwards, and the WAF judges, the origin-form GET / HTTP/1.1, which 920100 has nothing against"),
-	"931131-2": forwardedAs("/get/https:/example.com/",
-		"repeated slashes in the path (/get/https://example.com/): warden merges them, so the upstream receives, and the WAF judges, /get/https:/example.com/, which holds no URL for 931131 to find"),
+	// Tests that pass through warden, but on warden's own 400 before the
+	// WAF (they expect a rule not to fire): passing them says nothing about
+	// the WAF, so the refusal itself is what is asserted.
+	"920271-5": refusedBeforeWAF(
+		"a segment starting with a space (/%20index.html): warden refuses it 400 bad_request before the WAF, since some servers trim it",
+		"has a segment that starts with a space"),
+	"920271-6": refusedBeforeWAF(
+		"invalid UTF-8 in the path (/%FFindex.html): warden refuses it 400 bad_request before the WAF",
+		"decodes to invalid UTF-8"),
+	"920610-1": refusedBeforeWAF(
+		"an encoded '#' in the path (/%23fragment): warden refuses it 400 bad_request before the WAF",
+		"contains an encoded '?' or '#'"),
+	"920100-6": refusedBeforeWAF(
+		"CONNECT www.coreruleset.org:80: warden is no forward proxy and refuses a target that is not a path 400 bad_request before the WAF",
+		"not a path"),
+	"920300-3": refusedBeforeWAF(
+		"CONNECT www.coreruleset.org:80: warden is no forward proxy and refuses a target that is not a path 400 bad_request before the WAF",
+		"not a path"),
+	"930110-4": refusedBeforeWAF(
+		"a segment ending in dots (/get/foo../1234): warden refuses it 400 bad_request before the WAF, since Windows servers strip them",
+		"has a segment that ends in a dot or space"),
+	"930110-5": refusedBeforeWAF(
+		"a segment ending in dots (/get/foo.../1234): warden refuses it 400 bad_request before the WAF, since Windows servers strip them",
+		"has a segment that ends in a dot or space"),
+	"932380-6": refusedBeforeWAF(
+		"an encoded slash in the path (/get/url%2Fbla%3F...): warden refuses %2F 400 bad_request before the WAF",
+		"contains an encoded slash (%2F)"),
 }
 
 // refusedBeforeWAF: warden answered 400 bad_request (to the client and in
 // its decision log, with a reason saying why) before it had a canonical
 // request, so the WAF never saw the request.
-func refusedBeforeWAF(reason, why string) frontEndExclusion {
-	return frontEndExclusion{reason: reason, verify: func(sr *stageRun, _ *echoUpstream) error {
+func refusedBeforeWAF(reason, why string) wardenExpectation {
+	return wardenExpectation{kind: "refused before the WAF", reason: reason, verify: func(sr *stageRun, _ *echoUpstream) error {
 		if sr.sendErr != nil {
 			return fmt.Errorf("no response: %v", sr.sendErr)
 		}
@@ -110,6 +136,9 @@ func refusedBeforeWAF(reason, why string) frontEndExclusion {
 		}
 		if sr.requestID == "" {
 			return errors.New("the 400 carries no X-Request-Id, so it is not warden's refusal")
+		}
+		if sr.judged {
+			return errors.New("the WAF judged the request")
 		}
 		if err := checkRefusalBody(sr, "bad_request"); err != nil {
 			return err
@@ -139,39 +168,12 @@ func refusedBeforeWAF(reason, why string) frontEndExclusion {
 	}}
 }
 
-// forwardedAs: warden accepted the request and forwarded it under the
-// canonical path want, which differs from the raw request target.
-func forwardedAs(want, reason string) frontEndExclusion {
-	return frontEndExclusion{reason: reason, verify: func(sr *stageRun, _ *echoUpstream) error {
-		if sr.sendErr != nil {
-			return fmt.Errorf("no response: %v", sr.sendErr)
-		}
-		if sr.resp.status != 200 {
-			return fmt.Errorf("warden answered %d, not 200 from the upstream", sr.resp.status)
-		}
-		rawPath, err := requestPath(sr.raw)
-		if err != nil {
-			return err
-		}
-		if rawPath == want {
-			return fmt.Errorf("the raw target's path is %q already: warden changed nothing", rawPath)
-		}
-		for _, r := range sr.records {
-			if r.msg == "decision" && r.str("action") == "allow" {
-				if got := r.str("path"); got != want {
-					return fmt.Errorf("decision log: warden forwarded path %q, want %q", got, want)
-				}
-				return nil
-			}
-		}
-		return errors.New("the decision log holds no allow decision for the request")
-	}}
-}
-
-// headerDropped: the client sent header name, warden served the request,
-// and the upstream received it without that header (in either spelling).
-func headerDropped(name, reason string) frontEndExclusion {
-	return frontEndExclusion{reason: reason, verify: func(sr *stageRun, up *echoUpstream) error {
+// headerDropped: the client sent header name, warden dropped it and said
+// so in the request's decision record (dropped_headers), the WAF judged the
+// rest of the request, and the upstream received it without that header
+// (in either spelling).
+func headerDropped(name, reason string) wardenExpectation {
+	return wardenExpectation{kind: "header dropped and logged", reason: reason, verify: func(sr *stageRun, up *echoUpstream) error {
 		if sr.sendErr != nil {
 			return fmt.Errorf("no response: %v", sr.sendErr)
 		}
@@ -182,8 +184,16 @@ func headerDropped(name, reason string) frontEndExclusion {
 		if !bytes.Contains(head, []byte("\r\n"+name+":")) {
 			return fmt.Errorf("the request does not send header %s", name)
 		}
-		if !slices.ContainsFunc(sr.records, func(r logRecord) bool { return r.msg == "decision" && r.str("action") == "allow" }) {
+		i := slices.IndexFunc(sr.records, func(r logRecord) bool { return r.msg == "decision" && r.str("action") == "allow" })
+		if i < 0 {
 			return errors.New("the decision log holds no allow decision for the request")
+		}
+		// Logged under the name Go's header map keys it by (X_filename).
+		if dropped := sr.records[i].strings("dropped_headers"); !slices.ContainsFunc(dropped, func(d string) bool { return strings.EqualFold(d, name) }) {
+			return fmt.Errorf("the decision record does not log the drop of %s (dropped_headers %v)", name, dropped)
+		}
+		if !sr.judged {
+			return errors.New("the WAF did not judge the rest of the request")
 		}
 		got, ok := up.received(sr.requestID)
 		if !ok {
@@ -199,26 +209,6 @@ func headerDropped(name, reason string) frontEndExclusion {
 		}
 		return nil
 	}}
-}
-
-// requestPath is the path part of the request target in a raw request.
-func requestPath(raw []byte) (string, error) {
-	line, _, _ := bytes.Cut(raw, []byte("\r\n"))
-	parts := strings.Split(string(line), " ")
-	if len(parts) < 2 {
-		return "", fmt.Errorf("request line %q has no target", line)
-	}
-	target := parts[1]
-	if i := strings.Index(target, "://"); i >= 0 && !strings.HasPrefix(target, "/") {
-		rest := target[i+3:]
-		j := strings.IndexAny(rest, "/?")
-		if j < 0 {
-			return "", nil // authority only: no path at all
-		}
-		target = rest[j:]
-	}
-	path, _, _ := strings.Cut(target, "?")
-	return path, nil
 }
 
 // checkRefusalBody checks the public body of a refusal: it carries the
