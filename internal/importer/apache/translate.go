@@ -4,11 +4,14 @@
 package apache
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"regexp/syntax"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -24,11 +27,64 @@ import (
 // The server configuration above the files is assumed to grant everyone
 // (Require all granted), to list no folders and to use index.html.
 func Import(docroot string, files ...string) (*importer.Result, error) {
+	return ImportWith(ServerDefaults{Options: []string{"FollowSymLinks"}, DirectoryIndex: []string{"index.html"}}, docroot, files...)
+}
+
+// ServerDefaults is what the server configuration above the document root
+// says, which .htaccess files inherit.
+type ServerDefaults struct {
+	// Options of the <Directory> holding the document root; Debian's stock
+	// apache2.conf has "Indexes FollowSymLinks" for /var/www/.
+	Options []string
+	// DirectoryIndex of the server (Debian's dir.conf lists index.html,
+	// index.cgi, index.pl, index.php, index.xhtml, index.htm).
+	DirectoryIndex []string
+	// Source names where the defaults come from, for notes (a flag).
+	Source string
+}
+
+// DebianDefaults are the defaults of Debian's stock apache2.conf and
+// dir.conf for /var/www.
+var DebianDefaults = ServerDefaults{
+	Options:        []string{"Indexes", "FollowSymLinks"},
+	DirectoryIndex: []string{"index.html", "index.cgi", "index.pl", "index.php", "index.xhtml", "index.htm"},
+	Source:         "Debian's stock apache2.conf",
+}
+
+// FindHtaccess lists every .htaccess file under docroot, parents before
+// the folders they hold, as Apache reads them walking down to a request's
+// folder (it does not follow symlinked folders here: Apache reads those
+// only with FollowSymLinks, and then as the folder they point to).
+func FindHtaccess(docroot string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(docroot, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() == ".htaccess" {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk %s: %w", docroot, err)
+	}
+	return out, nil
+}
+
+// ImportWith is Import with the server's defaults given. With no files,
+// every .htaccess under docroot is read.
+func ImportWith(def ServerDefaults, docroot string, files ...string) (*importer.Result, error) {
 	root, err := filepath.Abs(docroot)
 	if err != nil {
 		return nil, fmt.Errorf("document root %s: %w", docroot, err)
 	}
-	t := &apTranslator{docroot: filepath.Clean(root), scopes: map[string]*apScope{}}
+	if len(files) == 0 {
+		if files, err = FindHtaccess(root); err != nil {
+			return nil, err
+		}
+	}
+	t := &apTranslator{docroot: filepath.Clean(root), scopes: map[string]*apScope{}, defaults: def}
 	for _, f := range files {
 		dirs, err := parseApache(f)
 		if err != nil {
@@ -298,6 +354,7 @@ type apTranslator struct {
 	realm    string
 	// namedUsers are the users of Require user lines in effect.
 	namedUsers []string
+	defaults   ServerDefaults
 }
 
 func (t *apTranslator) note(d *apDirective, kind, why string) {
@@ -906,13 +963,20 @@ func (t *apTranslator) rewriteRule(d *apDirective, s *apScope) {
 				r.status = 403
 			case f == "g" || f == "gone":
 				r.status = 410
+			case strings.HasPrefix(f, "r=") || strings.HasPrefix(f, "redirect="):
+				// mod_rewrite: a code outside 300-399 drops the
+				// substitution and answers with that status.
+				_, code, _ := strings.Cut(f, "=")
+				if n, err := strconv.Atoi(code); err == nil && n >= 400 && n <= 599 {
+					r.status = n
+				}
 			case f == "nc" || f == "nocase":
 				r.nocase = true
 			}
 		}
 	}
 	if r.status == 0 {
-		t.note(d, importer.NotTranslated, "only refusing rewrite rules ([F], [G]) are translated")
+		t.note(d, importer.NotTranslated, "only refusing rewrite rules ([F], [G], [R=4xx]) are translated")
 		for _, c := range conds {
 			t.note(c.d, importer.NotTranslated, "belongs to a rewrite rule that is not translated")
 		}
@@ -927,7 +991,11 @@ func (t *apTranslator) rewriteRule(d *apDirective, s *apScope) {
 // the region.
 func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (importer.Rule, bool) {
 	out := importer.Rule{Name: importer.OrRoot(importer.Slug(region)) + "-rewrite", Src: t.src(r.d), Action: "deny"}
-	if r.status != 403 {
+	switch r.status {
+	case 403:
+	case 404:
+		out.Action = "conceal"
+	default:
 		out.Status = r.status
 	}
 	if strings.HasPrefix(r.pattern, "!") {
@@ -991,19 +1059,29 @@ func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (importer.Rul
 	}
 	out.Path = &importer.PathMatch{Regex: []string{full}, CaseSensitive: !r.nocase}
 	comment := r.d.text()
+	refererList := true
 	for _, c := range r.conds {
-		if !strings.EqualFold(c.test, "%{HTTP_REFERER}") {
-			t.note(c.d, importer.NotTranslated, "only Referer conditions are translated; the rule's refusal is NOT applied")
+		if !strings.EqualFold(c.test, "%{HTTP_REFERER}") || c.orF || !c.negate {
+			refererList = false
+		}
+	}
+	if !refererList {
+		// Conditions on headers, the query, the path and the method become
+		// a CEL condition, with mod_rewrite's [OR] binding tighter than the
+		// implicit AND between lines.
+		expr, err := condsExpr(r.conds)
+		if err != nil {
+			t.note(r.d, importer.NotTranslated, err.Error()+"; the rule's refusal is NOT applied")
 			return out, false
 		}
-		if c.orF {
-			t.note(c.d, importer.NotTranslated, "only conditions joined by AND (no [OR] or other flags) are translated; the rule's refusal is NOT applied")
-			return out, false
+		out.Expr = expr
+		for _, c := range r.conds {
+			comment += fmt.Sprintf("; %s (line %d)", c.d.text(), c.d.line)
 		}
-		if !c.negate {
-			t.note(c.d, importer.NotTranslated, "only negated Referer conditions (an allow list) are translated; the rule's refusal is NOT applied")
-			return out, false
-		}
+		out.Comment = t.comment(r.d, comment)
+		return out, true
+	}
+	for _, c := range r.conds {
 		entries, ok := t.refererEntries(c)
 		if !ok {
 			return out, false
@@ -1215,7 +1293,14 @@ func caseFlag(c apCond) string {
 
 // effective merges the scopes from the document root down to prefix.
 func (t *apTranslator) effective(prefix string) apEffective {
-	e := apEffective{index: []string{"index.html"}, symlinks: true, follow: true}
+	e := apEffective{index: []string{"index.html"}}
+	if len(t.defaults.DirectoryIndex) > 0 {
+		e.index = slices.Clone(t.defaults.DirectoryIndex)
+	}
+	e.listing = applyOptions(false, t.defaults.Options, "indexes")
+	e.follow = applyOptions(false, t.defaults.Options, "followsymlinks")
+	e.ownerMatch = applyOptions(false, t.defaults.Options, "symlinksifownermatch")
+	e.symlinks = e.follow || e.ownerMatch
 	var chain []*apScope
 	for p, s := range t.scopes {
 		if strings.HasPrefix(prefix, p) {
@@ -1376,6 +1461,11 @@ func (t *apTranslator) translate() (*importer.Result, error) {
 	out.Rules = importer.Prune(rules, &t.notes)
 	importer.UniqueNames(out.Rules)
 	out.Handlers = t.handlers(prefixes, effs)
+	src := t.defaults.Source
+	if src == "" {
+		src = "server defaults"
+	}
+	t.notes = append(t.notes, importer.DefaultsNotes(importer.Note{File: src, Directive: "<Directory " + t.docroot + "> Options " + strings.Join(t.defaults.Options, " ")}, importer.Apache)...)
 	if t.htpasswd != nil {
 		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.docroot, t.realm, t.src(t.htpasswd), importer.Apache)
 		if !filepath.IsAbs(t.htpasswd.args[0]) {
@@ -1643,4 +1733,72 @@ func (t *apTranslator) handlers(prefixes []string, effs map[string]apEffective) 
 		}
 	}
 	return hs
+}
+
+// condsExpr writes a chain of RewriteCond lines as one CEL condition.
+func condsExpr(conds []apCond) (string, error) {
+	var and []string
+	var or []string
+	for _, c := range conds {
+		e, err := condExpr(c)
+		if err != nil {
+			return "", fmt.Errorf("%s (line %d): %v", c.d.text(), c.d.line, err)
+		}
+		or = append(or, e)
+		if !c.orF {
+			and = append(and, "("+strings.Join(or, " || ")+")")
+			or = nil
+		}
+	}
+	if len(or) > 0 {
+		// A trailing [OR] joins nothing; mod_rewrite treats it as the end.
+		and = append(and, "("+strings.Join(or, " || ")+")")
+	}
+	return strings.Join(and, " && "), nil
+}
+
+// condExpr writes one RewriteCond as CEL: its test string as the request
+// field warden has, its pattern as an RE2 regex.
+func condExpr(c apCond) (string, error) {
+	if c.d == nil || c.test == "" {
+		return "", errors.New("malformed condition")
+	}
+	header := func(name string) string {
+		q := strconv.Quote(strings.ToLower(name))
+		return "(" + q + " in request.headers ? request.headers[" + q + "] : '')"
+	}
+	var subject string
+	switch t := strings.ToUpper(c.test); {
+	case t == "%{HTTP_REFERER}":
+		subject = header("referer")
+	case t == "%{HTTP_USER_AGENT}":
+		subject = header("user-agent")
+	case t == "%{HTTP_HOST}":
+		subject = "request.host"
+	case t == "%{QUERY_STRING}":
+		subject = "request.query"
+	case t == "%{REQUEST_URI}":
+		subject = "request.path"
+	case t == "%{REQUEST_METHOD}":
+		subject = "request.method"
+	case strings.HasPrefix(t, "%{HTTP:") && strings.HasSuffix(t, "}"):
+		subject = header(c.test[7 : len(c.test)-1])
+	default:
+		return "", errors.New("the test string " + c.test + " is not translated")
+	}
+	pat := c.pattern
+	if pat == "" || strings.ContainsAny(pat[:1], "<>=") || strings.HasPrefix(pat, "-") {
+		return "", errors.New("only regex conditions are translated")
+	}
+	if c.nocase {
+		pat = "(?i)" + pat
+	}
+	if _, err := regexp.Compile(pat); err != nil {
+		return "", errors.New("the regex is not valid in RE2 syntax: " + err.Error())
+	}
+	e := subject + ".matches(" + strconv.Quote(pat) + ")"
+	if c.negate {
+		e = "!" + e
+	}
+	return e, nil
 }
