@@ -231,6 +231,9 @@ type Geo struct {
 	// "closed" (refuse with 503, default) or "open" (the rule does not
 	// match).
 	OnMissing Scalar `yaml:"on_missing"`
+	// ReloadInterval is how often the database files are looked at for a
+	// new version (default 60s).
+	ReloadInterval Duration `yaml:"reload_interval"`
 }
 
 // Handler serves requests under a path prefix, from an upstream or a folder.
