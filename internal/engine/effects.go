@@ -184,9 +184,10 @@ func (e *Engine) chargeRateLimits(rt *Runtime, o *Outcome) {
 // code, and logs the ban it earns.
 func (e *Engine) strike(o *Outcome) {
 	rt := o.Runtime
-	if rt == nil || !o.HasRequest || o.SkipEffects || o.PeekOnly || !o.Refused() || o.Stage == StageBan {
+	if o.struck || rt == nil || !o.HasRequest || o.SkipEffects || o.PeekOnly || !o.Refused() || o.Stage == StageBan {
 		return
 	}
+	o.struck = true
 	bans := rt.Policy.Bans()
 	for i := range bans {
 		b := &bans[i]
