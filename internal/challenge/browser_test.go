@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,9 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/warden-gateway/warden/internal/challenge/browsertest"
 )
 
 // site is a small server with a challenge in front of /protected/ and
@@ -111,81 +111,20 @@ func (c countVerifies) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // chromium finds Debian's chromium; without it the test skips, or fails
 // under CI=true (scripts/test.sh installs it).
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium not found (apt-get install chromium; scripts/test.sh installs it)")
-	}
-	t.Skip("chromium not found; apt-get install chromium")
-	return ""
-}
+func browser(t *testing.T) context.Context { return browsertest.Start(t) }
 
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.NoSandbox, // the tests run as root in CI
-		chromedp.Flag("disable-gpu", true),
-		chromedp.WindowSize(900, 700),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	// The first run starts the browser, and lives as long as its context:
-	// no timeout here, one per step below.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// step runs actions with a bounded time.
 func step(ctx context.Context, steps ...chromedp.Action[chromedp.Void]) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	return chromedp.Do(ctx, steps...)
+	return browsertest.Step(ctx, steps...)
 }
 
 func get[T any](ctx context.Context, t *testing.T, a chromedp.Action[T]) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return browsertest.Get(ctx, t, a)
 }
 
-func artifactDir(t *testing.T) string {
-	if d := os.Getenv("WARDEN_ARTIFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err == nil {
-			return d
-		}
-	}
-	return t.TempDir()
-}
+func artifactDir(t *testing.T) string { return browsertest.ArtifactDir(t) }
 
 func clearanceCookie(ctx context.Context, t *testing.T) *network.Cookie {
-	t.Helper()
-	cookies := get(ctx, t, func(ctx context.Context, tg *chromedp.Target) ([]*network.Cookie, error) {
-		res, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{})
-		return res.Cookies, err
-	})
-	for _, c := range cookies {
-		if c.Name == DefaultCookieName {
-			return c
-		}
-	}
-	return nil
+	return browsertest.Cookie(ctx, t, DefaultCookieName)
 }
 
 func TestBrowserPassesChallenge(t *testing.T) {
@@ -227,10 +166,7 @@ func TestBrowserPassesChallenge(t *testing.T) {
 	// A POST form: the browser has no clearance; the page carries the
 	// form's fields through and re-submits them to the original URL.
 	err = step(ctx,
-		func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			_, err := cdp.Call(ctx, tg, network.ClearBrowserCookies, cdp.Empty{})
-			return chromedp.Void{}, err
-		},
+		browsertest.ClearCookies(),
 		chromedp.Navigate(s.URL+"/start"),
 		chromedp.WaitVisible(chromedp.ID("send")),
 		chromedp.Click(chromedp.ID("send")),
