@@ -82,22 +82,28 @@ var apacheCases = []importtest.Case{
 		},
 	},
 	{
-		Name: "require-ip-and-containers",
+		Name:   "require-ip-and-containers",
+		Family: "addresses and sign-in",
 	},
 	{
-		Name: "valid-user",
+		Name:   "valid-user",
+		Family: "addresses and sign-in",
 	},
 	{
-		Name: "order-allow-deny",
+		Name:   "order-allow-deny",
+		Family: "addresses and sign-in",
 	},
 	{
-		Name: "options-index-files",
+		Name:   "options-index-files",
+		Family: "files and listings",
 	},
 	{
-		Name: "referer-rewrite",
+		Name:   "referer-rewrite",
+		Family: "RewriteRule chains",
 	},
 	{
-		Name: "directory-blocks",
+		Name:   "directory-blocks",
+		Family: "addresses and sign-in",
 	},
 }
 
