@@ -16,6 +16,20 @@ import (
 
 var apacheCases = []importtest.Case{
 	{
+		Name:     "rewrite-cond-chains",
+		Family:   "RewriteRule chains",
+		Source:   "Apache mod_rewrite documentation (Blocking of Robots, Forbidding Image Hotlinking); h5bp server-configs-apache h5bp/security/file_access.conf",
+		Files:    importtest.DefaultsFiles,
+		Paths:    []string{"/.env", "/.well-known/acme-challenge/token", "/sub/.hidden", "/.git/config"},
+		Requests: importtest.MethodAndAgentRequests([]string{"/", "/a.txt", "/img/logo.png", "/sub/a.txt", "/sub/", "/.env"}),
+		Diverge: []importtest.Divergence{
+			{Path: "/.env", Note: "serves dotfiles", Why: "dotfile"},
+			{Path: "/sub/.hidden", Note: "serves dotfiles", Why: "dotfile"},
+			{Path: "/.git/config", Note: "serves dotfiles", Why: "dotfile"},
+			importtest.ApacheMethodsDiverge[0], importtest.ApacheMethodsDiverge[1],
+		},
+	},
+	{
 		Name:   "wordpress",
 		Family: "projects' .htaccess",
 		Source: "WordPress documentation (htaccess, Hardening WordPress)",

@@ -21,7 +21,7 @@ var nginxCases = []importtest.Case{
 		Symlinks: importtest.DefaultsSymlinks,
 		Paths:    importtest.DefaultsPaths,
 		Diverge:  importtest.DefaultsDiverge,
-		Requests: methodAndAgentRequests([]string{"/a.txt", "/pub/"}),
+		Requests: importtest.MethodAndAgentRequests([]string{"/a.txt", "/pub/"}),
 	},
 	{
 		Name:     "h5bp-dotfiles",
@@ -38,7 +38,7 @@ var nginxCases = []importtest.Case{
 		Name:     "if-and-limit-except",
 		Family:   "if and limit_except",
 		Source:   "nginx documentation: ngx_http_rewrite_module (if), ngx_http_core_module (limit_except); h5bp server-configs-nginx",
-		Requests: methodAndAgentRequests([]string{"/", "/a.txt", "/admin/", "/admin/a.txt", "/team/a.txt", "/team/", "/missing.txt"}),
+		Requests: importtest.MethodAndAgentRequests([]string{"/", "/a.txt", "/admin/", "/admin/a.txt", "/team/a.txt", "/team/", "/missing.txt"}),
 	},
 	{
 		Name:         "hash-kinds",
@@ -103,20 +103,4 @@ func TestDifferentialNginx(t *testing.T) {
 			nginxSummary.Add(c.Family, importtest.Run(t, c, importtest.Importers{Nginx: Import}, up))
 		})
 	}
-}
-
-// methodAndAgentRequests asks for each path with other methods and with
-// the User-Agents and headers the cases test.
-func methodAndAgentRequests(paths []string) []importtest.Request {
-	var out []importtest.Request
-	for _, p := range paths {
-		for _, m := range []string{"HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PROPFIND"} {
-			out = append(out, importtest.Request{Method: m, Path: p})
-		}
-		for _, ua := range []string{"", "Mozilla/5.0 (X11; Linux x86_64)", "badbot/1.0", "EvilScraper", "curl/8.0"} {
-			out = append(out, importtest.Request{Path: p, Header: map[string]string{"User-Agent": ua}})
-		}
-		out = append(out, importtest.Request{Path: p, Header: map[string]string{"X-Debug": "1", "User-Agent": "x"}})
-	}
-	return out
 }
