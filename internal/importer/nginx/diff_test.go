@@ -14,6 +14,12 @@ import (
 
 var nginxCases = []importtest.Case{
 	{
+		Name:     "nginx-docs-examples",
+		Family:   "addresses and sign-in",
+		Source:   "nginx documentation: ngx_http_access_module, ngx_http_core_module (satisfy, limit_except), ngx_http_referer_module",
+		Requests: importtest.MethodAndAgentRequests([]string{"/", "/a.txt", "/admin/", "/admin/a.txt", "/img/logo.png"}),
+	},
+	{
 		Name:     "defaults",
 		Family:   "server defaults",
 		Source:   "nginx 1.22 defaults (disable_symlinks off, merge_slashes on, dotfiles served)",
