@@ -11,6 +11,7 @@ const (
 	EncodedSlashWhy = "decodes %%2F in paths; warden refuses such paths with 400 unless paths: {allow_encoded_slash: true}"
 	SymlinkWhy      = "follows symlinks that lead out of the root (%s); warden answers 404 for them (no knob: copy the files into the root)"
 	MethodsWhy      = "answers methods other than GET and HEAD on a folder listing with %d; warden answers 405 (both refuse)"
+	StaticPostWhy   = "answers POST and OPTIONS to a static file or folder with 200 (the file); warden refuses them with 405"
 )
 
 // DefaultsNotes are the notes about server defaults for one served root,
@@ -33,6 +34,8 @@ func DefaultsNotes(src Note, server Server) []Note {
 	}
 	if server == Nginx {
 		notes = append(notes, mk(fmt.Sprintf(MethodsWhy, listingMethod)))
+	} else {
+		notes = append(notes, mk(StaticPostWhy))
 	}
 	return notes
 }

@@ -16,6 +16,20 @@ import (
 
 var apacheCases = []importtest.Case{
 	{
+		Name:     "rewrite-cond-chains",
+		Family:   "RewriteRule chains",
+		Source:   "Apache mod_rewrite documentation (Blocking of Robots, Forbidding Image Hotlinking); h5bp server-configs-apache h5bp/security/file_access.conf",
+		Files:    importtest.DefaultsFiles,
+		Paths:    []string{"/.env", "/.well-known/acme-challenge/token", "/sub/.hidden", "/.git/config"},
+		Requests: importtest.MethodAndAgentRequests([]string{"/", "/a.txt", "/img/logo.png", "/sub/a.txt", "/sub/", "/.env"}),
+		Diverge: []importtest.Divergence{
+			{Path: "/.env", Note: "serves dotfiles", Why: "dotfile"},
+			{Path: "/sub/.hidden", Note: "serves dotfiles", Why: "dotfile"},
+			{Path: "/.git/config", Note: "serves dotfiles", Why: "dotfile"},
+			importtest.ApacheMethodsDiverge[0], importtest.ApacheMethodsDiverge[1],
+		},
+	},
+	{
 		Name:   "wordpress",
 		Family: "projects' .htaccess",
 		Source: "WordPress documentation (htaccess, Hardening WordPress)",
@@ -82,22 +96,28 @@ var apacheCases = []importtest.Case{
 		},
 	},
 	{
-		Name: "require-ip-and-containers",
+		Name:   "require-ip-and-containers",
+		Family: "addresses and sign-in",
 	},
 	{
-		Name: "valid-user",
+		Name:   "valid-user",
+		Family: "addresses and sign-in",
 	},
 	{
-		Name: "order-allow-deny",
+		Name:   "order-allow-deny",
+		Family: "addresses and sign-in",
 	},
 	{
-		Name: "options-index-files",
+		Name:   "options-index-files",
+		Family: "files and listings",
 	},
 	{
-		Name: "referer-rewrite",
+		Name:   "referer-rewrite",
+		Family: "RewriteRule chains",
 	},
 	{
-		Name: "directory-blocks",
+		Name:   "directory-blocks",
+		Family: "addresses and sign-in",
 	},
 }
 

@@ -773,8 +773,16 @@ func (t *apTranslator) filesSection(d *apDirective, s *apScope) {
 	if isRegex {
 		var err error
 		if re, err = basenameRegex(pat); err != nil {
-			t.note(d, importer.NotTranslated, err.Error()+"; its rules are NOT applied")
-			return
+			wide, ok := importer.WidenLookarounds(pat)
+			if !ok || !refusesOnly(d) {
+				t.note(d, importer.NotTranslated, err.Error()+"; its rules are NOT applied")
+				return
+			}
+			if re, err = basenameRegex(wide); err != nil {
+				t.note(d, importer.NotTranslated, err.Error()+"; its rules are NOT applied")
+				return
+			}
+			t.note(d, importer.Approximate, fmt.Sprintf(importer.WidenedWhy, wide))
 		}
 	} else {
 		re = wildcardRegex(pat)
@@ -840,6 +848,18 @@ func basenameRegex(pat string) (string, error) {
 	re, err := syntax.Parse(pat, syntax.Perl)
 	if err != nil {
 		return "", fmt.Errorf("the regex is not valid in Go's RE2 syntax: %v", err)
+	}
+	if re.Op == syntax.OpAlternate && hasAnchor(re) {
+		// a$|^b: each alternative on its own.
+		var alts []string
+		for _, sub := range re.Sub {
+			a, err := basenameRegex(sub.String())
+			if err != nil {
+				return "", err
+			}
+			alts = append(alts, a)
+		}
+		return "(?:" + strings.Join(alts, "|") + ")", nil
 	}
 	startAnchored, endAnchored := false, false
 	subs := []*syntax.Regexp{re}
@@ -1004,10 +1024,44 @@ func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (importer.Rul
 	}
 	// The pattern is searched for in the path below the folder that
 	// defines the rule (per-directory rewriting strips that prefix).
+	if _, err := syntax.Parse(r.pattern, syntax.Perl); err != nil {
+		// A refusing rule may match more than the server's: widen PCRE's
+		// lookarounds away.
+		if wide, ok := importer.WidenLookarounds(r.pattern); ok {
+			t.note(r.d, importer.Approximate, fmt.Sprintf(importer.WidenedWhy, wide))
+			r.pattern = wide
+		}
+	}
+	if alt, err := syntax.Parse(r.pattern, syntax.Perl); err == nil && alt.Op == syntax.OpAlternate && hasAnchor(alt) {
+		// a|^b: each alternative on its own, as alternatives of one rule.
+		var regexes []string
+		for _, sub := range alt.Sub {
+			one := *r
+			one.pattern = sub.String()
+			o, ok := t.rewriteRuleOut(&one, region)
+			if !ok || o.Path == nil {
+				return out, false
+			}
+			regexes = append(regexes, o.Path.Regex...)
+			out.Expr, out.RefererNotIn, out.Comment = o.Expr, o.RefererNotIn, o.Comment
+		}
+		out.Path = &importer.PathMatch{Regex: regexes, CaseSensitive: !r.nocase}
+		return out, true
+	}
 	re, err := syntax.Parse(r.pattern, syntax.Perl)
 	if err != nil {
-		t.note(r.d, importer.NotTranslated, "the regex is not valid in Go's RE2 syntax: "+err.Error()+"; the refusal is NOT applied")
-		return out, false
+		// A refusing rule may match more than the server's: widen PCRE's
+		// lookarounds away.
+		wide, ok := importer.WidenLookarounds(r.pattern)
+		if !ok {
+			t.note(r.d, importer.NotTranslated, "the regex is not valid in Go's RE2 syntax: "+err.Error()+"; the refusal is NOT applied")
+			return out, false
+		}
+		t.note(r.d, importer.Approximate, fmt.Sprintf(importer.WidenedWhy, wide))
+		r.pattern = wide
+		if re, err = syntax.Parse(r.pattern, syntax.Perl); err != nil {
+			return out, false
+		}
 	}
 	body := r.pattern
 	anchored := false
@@ -1801,4 +1855,30 @@ func condExpr(c apCond) (string, error) {
 		e = "!" + e
 	}
 	return e, nil
+}
+
+// refusesOnly reports whether a <Files> section only refuses: every line is
+// Require all denied, Deny from all, Order or Satisfy (IfModule blocks
+// looked into), so that matching more files refuses more, never less.
+func refusesOnly(d *apDirective) bool {
+	for _, c := range d.block {
+		switch strings.ToLower(c.name) {
+		case "ifmodule":
+			if !refusesOnly(c) {
+				return false
+			}
+		case "require":
+			if len(c.args) != 2 || !strings.EqualFold(c.args[0], "all") || !strings.EqualFold(c.args[1], "denied") {
+				return false
+			}
+		case "deny":
+			if len(c.args) != 2 || !strings.EqualFold(c.args[1], "all") {
+				return false
+			}
+		case "order", "satisfy":
+		default:
+			return false
+		}
+	}
+	return true
 }

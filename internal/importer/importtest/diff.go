@@ -776,3 +776,10 @@ var DefaultsDiverge = []Divergence{
 	{Path: "/sub%2fx.log", Note: "decodes %2F in paths", Why: "encoded slash"},
 	{Path: "/pub/", Method: "POST", Note: "answers methods other than GET and HEAD on a folder listing", Why: "POST on a listing"},
 }
+
+// ApacheMethodsDiverge: Apache serves static files to POST and OPTIONS,
+// warden refuses them (405).
+var ApacheMethodsDiverge = []Divergence{
+	{Method: "POST", Note: "answers POST and OPTIONS to a static file", Why: "POST on a static file"},
+	{Method: "OPTIONS", Note: "answers POST and OPTIONS to a static file", Why: "OPTIONS on a static file"},
+}

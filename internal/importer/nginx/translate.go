@@ -645,8 +645,13 @@ func (t *ngxTranslator) location(d *ngxDirective, parent *ngxLocation) {
 	switch l.mod {
 	case "~", "~*":
 		if _, err := regexp.Compile(l.uri); err != nil {
-			t.note(d, importer.NotTranslated, "the regex is not valid in Go's RE2 syntax (no lookaround or backreferences); its rules are NOT applied: "+err.Error())
-			return
+			wide, ok := importer.WidenLookarounds(l.uri)
+			if !ok || !ngxRefusesOnly(d) {
+				t.note(d, importer.NotTranslated, "the regex is not valid in Go's RE2 syntax (no lookaround or backreferences); its rules are NOT applied: "+err.Error())
+				return
+			}
+			t.note(d, importer.Approximate, fmt.Sprintf(importer.WidenedWhy, wide))
+			l.uri = wide
 		}
 	default:
 		if !strings.HasPrefix(l.uri, "/") {
@@ -1357,4 +1362,33 @@ func (t *ngxTranslator) upstream(l *ngxLocation) (string, bool) {
 		}
 	}
 	return u.Scheme + "://" + host, true
+}
+
+// ngxRefusesOnly reports whether a location refuses everyone: it holds only
+// deny all and return 4xx/5xx (and logging), so that matching more paths
+// refuses more, never less.
+func ngxRefusesOnly(d *ngxDirective) bool {
+	refuses := false
+	for _, c := range d.block {
+		switch c.name {
+		case "deny":
+			if len(c.args) != 1 || c.args[0] != "all" {
+				return false
+			}
+			refuses = true
+		case "return":
+			if len(c.args) == 0 {
+				return false
+			}
+			code, err := strconv.Atoi(c.args[0])
+			if err != nil || code < 400 || code > 599 || code == 444 {
+				return false
+			}
+			refuses = true
+		case "access_log", "log_not_found", "error_log":
+		default:
+			return false
+		}
+	}
+	return refuses
 }
