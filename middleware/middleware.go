@@ -56,6 +56,14 @@ func build(cfg *config.Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
+	store, err := engine.OpenStore(cfg, slog.Default())
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	if store != nil {
+		g.eng.SetStore(store)
+	}
 	g.eng.Swap(rt)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
@@ -67,6 +75,9 @@ func build(cfg *config.Config) (*Guard, error) {
 // decisions are logged is the policy's log.decisions, as for the gateway.
 func (g *Guard) WithLogger(l *slog.Logger) *Guard {
 	eng := engine.New(l)
+	if s := g.eng.Store(); s != nil {
+		eng.SetStore(s)
+	}
 	eng.Swap(g.eng.Runtime())
 	g.eng = eng
 	return g
@@ -76,6 +87,9 @@ func (g *Guard) WithLogger(l *slog.Logger) *Guard {
 func (g *Guard) Close() {
 	g.cancel()
 	g.eng.Runtime().Close()
+	if s := g.eng.Store(); s != nil {
+		s.Close()
+	}
 }
 
 type callerKey struct{}

@@ -135,7 +135,7 @@ func TestCheckContract(t *testing.T) {
 			`spam.txt:4: "2001:db8::1/32" has host bits set`,
 			`semantics.yaml:8: rule "bad-regex": bad path regex "^/api/(v1|v2"`,
 			`semantics.yaml:11: ip: no ip list named "offices" (known lists: office)`,
-			`semantics.yaml:15: rule "bad-action": action must be allow, deny or conceal, not "block"`,
+			`semantics.yaml:15: rule "bad-action": action must be allow, deny, conceal or challenge, not "block"`,
 			`semantics.yaml:19: rule "bad-code": unknown code "forbidden"`,
 			`semantics.yaml:21: not_ip: "192.168.1.0/33" is not a valid CIDR`,
 		}},

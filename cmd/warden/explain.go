@@ -91,6 +91,18 @@ func cmdExplain(args []string) int {
 	if out.Handler != "" {
 		fmt.Fprintf(w, "handler: %s\n", out.Handler)
 	}
+	if out.Challenge != "" {
+		fmt.Fprintf(w, "challenge: %s\n", out.Challenge)
+	}
+	if out.Bot != "" {
+		fmt.Fprintf(w, "bot: %s\n", out.Bot)
+	}
+	if out.WouldDeny != nil {
+		fmt.Fprintf(w, "report-only rule %s (%s) would refuse with %s\n", out.WouldDeny.Rule, out.WouldDeny.RuleAt, out.WouldDeny.Code)
+	}
+	for _, rl := range out.RateLimits {
+		fmt.Fprintf(w, "rate limit %s: key %s, %d left\n", rl.Rule, rl.Key, rl.Remaining)
+	}
 	if out.WAF != nil {
 		fmt.Fprintf(w, "waf: score %d, rules %v", out.WAF.Score, out.WAF.RuleIDs)
 		if out.WAF.WouldBlock && !out.WAF.Blocked {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/warden-gateway/warden/internal/importer"
 	"github.com/warden-gateway/warden/internal/importer/apache"
@@ -12,7 +13,11 @@ import (
 
 const importUsage = `usage:
   warden import nginx FILE                        translate an nginx configuration
-  warden import htaccess --root DOCROOT FILE...   translate .htaccess files or <Directory> blocks
+  warden import htaccess --root DOCROOT [FILE...] translate .htaccess files or <Directory> blocks
+        (no FILE: every .htaccess under DOCROOT, merged as Apache merges them)
+        --options "Indexes FollowSymLinks"   Options of the server's <Directory> for DOCROOT
+        --directory-index "index.html ..."   the server's DirectoryIndex
+        (both default to Debian's stock apache2.conf and dir.conf)
 
 The warden config goes to stdout. Every directive that is not translated, or
 translated only approximately, is listed on stderr as
@@ -46,14 +51,20 @@ func cmdImport(args []string) int {
 		fl := flag.NewFlagSet("import htaccess", flag.ContinueOnError)
 		fl.Usage = func() { fmt.Fprint(os.Stderr, importUsage) }
 		root := fl.String("root", "", "the site's DocumentRoot")
+		options := fl.String("options", strings.Join(apache.DebianDefaults.Options, " "), "Options of the server's <Directory> for DOCROOT")
+		index := fl.String("directory-index", strings.Join(apache.DebianDefaults.DirectoryIndex, " "), "the server's DirectoryIndex")
 		if err := fl.Parse(args[1:]); err != nil {
 			return 2
 		}
-		if *root == "" || fl.NArg() == 0 {
+		if *root == "" {
 			fmt.Fprint(os.Stderr, importUsage)
 			return 2
 		}
-		res, err = apache.Import(*root, fl.Args()...)
+		def := apache.ServerDefaults{Options: strings.Fields(*options), DirectoryIndex: strings.Fields(*index), Source: "--options/--directory-index"}
+		if !flagSet(fl, "options") && !flagSet(fl, "directory-index") {
+			def.Source = apache.DebianDefaults.Source + " (--options, --directory-index)"
+		}
+		res, err = apache.ImportWith(def, *root, fl.Args()...)
 	case "help", "-h", "--help":
 		fmt.Print(importUsage)
 		return 0
@@ -73,4 +84,15 @@ func cmdImport(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fl *flag.FlagSet, name string) bool {
+	set := false
+	fl.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
 }

@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/demo"
+	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/gateway"
 )
 
@@ -63,6 +65,16 @@ func cmdServe(args []string) int {
 	if err := rt.Prime(context.Background(), 10*time.Second); err != nil {
 		logger.Warn("starting without some keys; rules that need them answer 503 until they load", "error", err.Error())
 	}
+	store, err := engine.OpenStore(rt.Config, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warden: %v\n", err)
+		return 1
+	}
+	if store != nil {
+		// The store outlives reloads: counters and bans survive them.
+		srv.SetStore(store)
+		defer store.Close()
+	}
 	srv.Swap(rt)
 	rt.Start(context.Background())
 
@@ -104,6 +116,9 @@ func cmdServe(args []string) int {
 			if err := nrt.Prime(context.Background(), 10*time.Second); err != nil {
 				logger.Warn("reloaded policy starts without some keys", "error", err.Error())
 			}
+			if !reflect.DeepEqual(stateShape(nrt.Config), stateShape(rt.Config)) {
+				logger.Warn("the state section changed; the store in use stays until a restart")
+			}
 			nrt.Start(context.Background())
 			if old := srv.Swap(nrt); old != nil {
 				old.Close()
@@ -125,6 +140,22 @@ func cmdServe(args []string) int {
 		_ = hs.Shutdown(sctx)
 	}
 	return 0
+}
+
+// stateShape is what of the state section a reload cannot change.
+func stateShape(c *config.Config) any {
+	if c.State == nil {
+		return nil
+	}
+	st := *c.State
+	st.Pos = config.Pos{}
+	if st.Redis != nil {
+		r := *st.Redis
+		r.Pos, r.Addr.Pos, r.Username.Pos, r.PasswordFile.Pos, r.Timeout.Pos = config.Pos{}, config.Pos{}, config.Pos{}, config.Pos{}, config.Pos{}
+		st.Redis = &r
+	}
+	st.Store.Pos, st.OnError.Pos = config.Pos{}, config.Pos{}
+	return st
 }
 
 func printDemo(base string, d *demo.Demo) {

@@ -27,7 +27,8 @@ const (
 var keyHashAdmin = identity.HashKey(adminKey)
 
 // policy protects /admin/ by role, /internal/ by client address, the files
-// /wp-login.php and /backup/index.html by exact path, and every write
+// /wp-login.php and /backup/index.html by exact path, .bak, .sql and .cgi
+// files by extension, and every write
 // method; 127.0.0.9 is the one trusted proxy.
 const policy = `
 trusted_proxies: [127.0.0.9]
@@ -51,6 +52,9 @@ rules:
     action: conceal
   - name: no-backup-index
     when: { path: { exact: /backup/index.html } }
+    action: deny
+  - name: no-dumps-or-cgi
+    when: { extensions: [bak, sql, cgi] }
     action: deny
   - name: no-writes
     when: { methods: [DELETE, PUT, PATCH] }

@@ -9,8 +9,8 @@ const (
 	srcTraefikFwdAuth   = "Traefik forwardAuth X-Forwarded-Uri / X-Forwarded-Method (Traefik docs; Authelia, oauth2-proxy read them)"
 	srcKong             = "Kong X-Forwarded-Path / X-Forwarded-Prefix (Kong proxy reference)"
 	srcNextInternal     = "Next.js internal headers x-matched-path, x-invoke-path, x-now-route-matches (filterInternalHeaders; CVE-2024-46982)"
-	srcEnvoyOrigPath    = "Envoy x-envoy-original-path (set on rewrites; Istio, Envoy Gateway)"
-	srcServerless       = "serverless WSGI/ASGI shims routing on X-Original-Path / X-Forwarded-Url / X-Vercel-Original-Pathname"
+	srcEnvoyOrigPath    = "Envoy x-envoy-original-path / x-envoy-original-url (set on rewrites and internal redirects; Istio, Envoy Gateway)"
+	srcServerless       = "serverless WSGI/ASGI/Express shims routing on X-Original-Path, X-Forwarded-Url, X-Vercel-Original-Path(name), X-Rewrite-Path/-URI, X-Path-Info"
 	srcRequestURI       = "X-Request-URI read as the path by PHP and Django middlewares and the .NET NewLife toolkit"
 	srcPrefix           = "X-Forwarded-Prefix / X-Script-Name cut off PATH_INFO (Werkzeug ProxyFix x_prefix, ReverseProxied recipe, Spring ForwardedHeaderFilter, ASP.NET PathBase)"
 	srcWordlist         = "403-bypass header wordlists (X-Override-URL, X-HTTP-DestinationURL, X-Proxy-Url, X-Custom-IP-Authorization)"
@@ -37,6 +37,11 @@ func overrideShapes() []shape {
 		{"X-Matched-Path", srcNextInternal},
 		{"X-Invoke-Path", srcNextInternal},
 		{"X-Envoy-Original-Path", srcEnvoyOrigPath},
+		{"X-Envoy-Original-URL", srcEnvoyOrigPath},
+		{"X-Vercel-Original-Path", srcServerless},
+		{"X-Rewrite-Path", srcServerless},
+		{"X-Rewrite-URI", srcServerless},
+		{"X-Path-Info", srcServerless},
 		{"X-Override-URL", srcWordlist},
 		{"X-HTTP-DestinationURL", srcWordlist},
 		{"X-Proxy-Url", srcWordlist},
@@ -114,6 +119,16 @@ func spellingShapes() []shape {
 		{"folder ;param", srcTomcat, "/backup;x/"},
 		{"index ;param", srcTomcat, "/backup/index.html;x"},
 		{"folder trailing dot", srcWindowsTrail, "/backup./"},
+		{"extension, trailing slash", srcTrailingSlash, "/db.bak/"},
+		{"extension, two trailing slashes", srcTrailingSlash, "/public/dump.sql//"},
+		{"extension upper, trailing slash", srcCase, "/db.BAK/"},
+		{"extension ;param", srcTomcat, "/db.bak;x"},
+		{"extension trailing dot", srcWindowsTrail, "/db.bak."},
+		{"extension %20", srcWindowsTrail, "/db.bak%20"},
+		{"extension ::$DATA", srcNTFSADS, "/db.bak::$DATA"},
+		{"CGI PATH_INFO", srcPHPPathInfo, "/cgi-bin/run.cgi/x"},
+		{"CGI PATH_INFO deep, upper", srcPHPPathInfo, "/cgi-bin/RUN.CGI/a/b.html"},
+		{"CGI PATH_INFO slash", srcPHPPathInfo, "/run.cgi/"},
 	} {
 		out = append(out, shape{name: "refused file: " + t.name, source: t.source, target: t.target})
 	}
@@ -156,7 +171,7 @@ func familyControls() []control {
 	hdr := func(h ...string) func(*shape) { return func(s *shape) { s.header = append(s.header, h...) } }
 	viaProxy := func(s *shape) { s.from = "127.0.0.9" }
 	out := []control{
-		c("file named like the refused one", "/wp-login.php.bak", "public"),
+		c("file named like the refused one", "/wp-login.php.orig", "public"),
 		c("longer name", "/wp-login.phpx", "public"),
 		c("same name elsewhere", "/public/wp-login.php", "public"),
 		c("other file in the refused folder", "/backup/other.html", "public"),
@@ -164,6 +179,9 @@ func familyControls() []control {
 		c("subfolder of the refused folder", "/backup/2024/", "public"),
 		c("index of another folder", "/public/index.html", "public"),
 		c("dotted folder", "/public/v1.2/users", "public"),
+		c("extension inside a name", "/public/db.bak.txt", "public"),
+		c("longer extension", "/public/db.sqlite", "public"),
+		c("folder named like a dump", "/public/sql/", "public"),
 		c("Next.js data request", "/public/page", "public", hdr("X-Nextjs-Data: 1", "X-Middleware-Prefetch: 1", "Rsc: 1", "Next-Url: /public/page")),
 		c("WebDAV-style Destination on GET", "/public/page", "public", hdr("Destination: /public/other")),
 		c("XMLHttpRequest", "/public/page", "public", hdr("X-Requested-With: XMLHttpRequest")),

@@ -148,6 +148,7 @@ var pathHeaders = []string{
 	"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri", "X-Forwarded-Uri", "X-Forwarded-Path",
 	"X-Original-Path", "X-Original-Pathname", "X-Vercel-Original-Pathname", "X-Request-Uri",
 	"X-Forwarded-Url", "X-Matched-Path", "X-Invoke-Path", "X-Envoy-Original-Path",
+	"X-Envoy-Original-Url", "X-Vercel-Original-Path", "X-Rewrite-Path", "X-Rewrite-Uri", "X-Path-Info",
 	"X-Override-Url", "X-Http-Destinationurl", "X-Proxy-Url",
 }
 
@@ -210,6 +211,17 @@ func resourceOf(p string) string {
 	// trailing slash off).
 	if p == "/backup" || p == "/backup/index.html" {
 		return "backup-index"
+	}
+	// By extension: the file itself, or a CGI script before its PATH_INFO
+	// (RFC 3875 4.1.5).
+	last := p[strings.LastIndexByte(p, '/')+1:]
+	for _, ext := range []string{".bak", ".sql", ".cgi"} {
+		if strings.HasSuffix(last, ext) {
+			return "by-extension"
+		}
+	}
+	if strings.Contains(p, ".cgi/") {
+		return "by-extension"
 	}
 	return "public"
 }

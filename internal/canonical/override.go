@@ -50,19 +50,18 @@ var overrideHeaders = []OverrideHeader{
 	// applications behind IIS still read HTTP_X_ORIGINAL_URL.
 	{"X-Original-Url", whyPath, true, false},
 	{"X-Rewrite-Url", whyPath, true, false},
-	// Set by nginx (proxy_set_header X-Original-Path $uri), read as the
-	// path by ASGI/WSGI shims on serverless platforms; X-Original-Pathname
-	// and X-Vercel-Original-Pathname are Vercel's spellings.
-	{"X-Original-Path", whyPath, true, false},
+	// X-Original-Pathname and X-Vercel-Original-Pathname: Vercel's own,
+	// read as the path by ASGI/WSGI shims on serverless platforms.
 	{"X-Original-Pathname", whyPath, true, false},
 	{"X-Vercel-Original-Pathname", whyPath, true, false},
-	// X-Request-Uri: PHP routers and Django middlewares route on
-	// HTTP_X_REQUEST_URI when present, the .NET NewLife toolkit builds the
-	// raw URL from it; X-Forwarded-Url: WSGI shims route on it before
-	// X-Original-URI. The remaining spellings are the ones 403-bypass
-	// wordlists try against the same code paths.
-	{"X-Request-Uri", whyPath, true, false},
-	{"X-Forwarded-Url", whyPath, true, false},
+	{"X-Vercel-Original-Path", whyPath, true, false},
+	// X-Rewrite-Path, X-Rewrite-Uri, X-Path-Info: the same shims and
+	// Express handlers restore the "original" path from them.
+	{"X-Rewrite-Path", whyPath, true, false},
+	{"X-Rewrite-Uri", whyPath, true, false},
+	{"X-Path-Info", whyPath, true, false},
+	// The remaining spellings are the ones 403-bypass wordlists try
+	// against the same code paths; no proxy sets them.
 	{"X-Override-Url", whyPath, true, false},
 	{"X-Http-Destinationurl", whyPath, true, false},
 	{"X-Proxy-Url", whyPath, true, false},
@@ -102,12 +101,23 @@ var overrideHeaders = []OverrideHeader{
 	{"X-Forwarded-Uri", whyPath, true, true},
 	{"X-Forwarded-Path", whyPath, true, true},
 	{"X-Original-Uri", whyPath, true, true},
+	// Front nginx configurations set these too (proxy_set_header
+	// X-Original-Path $uri, X-Request-URI $request_uri, X-Forwarded-Url),
+	// and applications route on them when present: PHP routers and Django
+	// middlewares on HTTP_X_REQUEST_URI, the .NET NewLife toolkit builds
+	// the raw URL from it, WSGI/ASGI shims on X-Original-Path and
+	// X-Forwarded-Url.
+	{"X-Original-Path", whyPath, true, true},
+	{"X-Request-Uri", whyPath, true, true},
+	{"X-Forwarded-Url", whyPath, true, true},
 	{"X-Forwarded-Method", whyMethod, true, true},
 	{"X-Original-Method", whyMethod, true, true},
 	// Envoy sets x-envoy-original-path when a route rewrites the path
 	// (Istio, Envoy Gateway); x-envoy-original-dst-host picks the upstream
 	// host of an ORIGINAL_DST cluster with use_http_header.
 	{"X-Envoy-Original-Path", whyPath, true, true},
+	// Envoy's internal redirects put the original URL here.
+	{"X-Envoy-Original-Url", whyPath, true, true},
 	{"X-Envoy-Original-Dst-Host", whyRoute, true, true},
 	// X-Forwarded-Prefix: Spring's ForwardedHeaderFilter, ASP.NET Core
 	// (ForwardedHeaders.XForwardedPrefix), Werkzeug ProxyFix, Symfony and

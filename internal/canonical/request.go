@@ -34,6 +34,10 @@ type Request struct {
 	PeerTrusted bool
 	Header      http.Header
 	TLS         bool
+	// VerifiedBot names the verified bot making the request ("" for none).
+	// Proving one takes DNS lookups, so it is the one fact not made here:
+	// the engine fills it in before the rules run, when a rule asks.
+	VerifiedBot string
 	// StrippedHeaders names, sorted, the override headers (see
 	// CheckOverrideHeaders) that were deleted from Header because this peer
 	// may not set them; the decision log lists them.

@@ -44,6 +44,9 @@ type Config struct {
 	State *State `yaml:"state"`
 	// Challenge configures the browser challenge (action: challenge).
 	Challenge *Challenge `yaml:"challenge"`
+	// VerifiedBots says how a bot proves itself: crawlers by reverse DNS
+	// through this resolver, agents by Web Bot Auth signatures.
+	VerifiedBots *VerifiedBots `yaml:"verified_bots"`
 	// ForwardAuth, ExtAuthz and Admin are listeners beside the gateway's
 	// (see services.go); absent sections run no listener.
 	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
@@ -121,6 +124,9 @@ type When struct {
 	OriginNotIn   []Scalar   `yaml:"origin_not_in"`
 	Extensions    []Scalar   `yaml:"extensions"`
 	Authenticated *bool      `yaml:"authenticated"`
+	// VerifiedBot matches requests from verified bots (true) or from
+	// anyone else (false); see verified_bots.
+	VerifiedBot *bool `yaml:"verified_bot"`
 }
 
 // PathMatch matches the canonical path. Patterns in one list are alternatives.
@@ -225,6 +231,9 @@ type Geo struct {
 	// "closed" (refuse with 503, default) or "open" (the rule does not
 	// match).
 	OnMissing Scalar `yaml:"on_missing"`
+	// ReloadInterval is how often the database files are looked at for a
+	// new version (default 60s).
+	ReloadInterval Duration `yaml:"reload_interval"`
 }
 
 // Handler serves requests under a path prefix, from an upstream or a folder.

@@ -65,3 +65,20 @@ type Challenge struct {
 	ClearanceTTL Duration `yaml:"clearance_ttl"`
 	CookieName   Scalar   `yaml:"cookie_name"`
 }
+
+// VerifiedBots configures how bots prove who they are.
+type VerifiedBots struct {
+	Pos Pos
+	// Resolver is the DNS server crawler claims are checked with
+	// (forward-confirmed reverse DNS), such as 127.0.0.1:53.
+	Resolver Scalar `yaml:"resolver"`
+	// Agents sign their requests (Web Bot Auth); each names its keys.
+	Agents []BotAgent `yaml:"agents"`
+}
+
+// BotAgent is a Web Bot Auth agent and the JWKS file of its Ed25519 keys.
+type BotAgent struct {
+	Pos      Pos
+	Agent    Scalar `yaml:"agent"`
+	JWKSFile Scalar `yaml:"jwks_file"`
+}

@@ -9,6 +9,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -94,4 +96,44 @@ rules:
 	defer cancel()
 	rt.Start(ctx)
 	waitFor(t, &log, 10*time.Second, "JWKS refresh failed", "/jwks.json", "connection refused")
+}
+
+func TestBrokenGeoIPReloadIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "country.mmdb")
+	good, err := os.ReadFile(filepath.Join("..", "match", "geo", "testdata", "GeoIP2-Country-Test.mmdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := `geo: { country_db: ` + db + `, reload_interval: 50ms }
+rules:
+  - name: no-gb
+    when: { country: [GB] }
+    action: deny
+`
+	cfg, err := config.Parse(filepath.Join(dir, "policy.yaml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedBuffer
+	rt, err := engine.Build(cfg, engine.Options{Logger: slog.New(slog.NewJSONHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rt.Start(ctx)
+	// The file is replaced by something that is no database; the last good
+	// copy stays in use, and the operator is told.
+	time.Sleep(100 * time.Millisecond)
+	if err := os.WriteFile(db, []byte("this is not an mmdb file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(2 * time.Second)
+	os.Chtimes(db, later, later)
+	waitFor(t, &log, 10*time.Second, "geo database reload failed", "country.mmdb")
 }

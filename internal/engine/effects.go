@@ -3,10 +3,17 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/state/redisstore"
 
 	"github.com/warden-gateway/warden/internal/decision"
 	"github.com/warden-gateway/warden/internal/policy"
@@ -222,4 +229,36 @@ func (o *Outcome) header() http.Header {
 		o.Header = make(http.Header, 3)
 	}
 	return o.Header
+}
+
+// OpenStore makes the store a config asks for: in memory (bounded by
+// state.max_entries), or Redis with this instance's memory as its fallback.
+// A config without state gets nil (the engine makes a memory store when a
+// policy first needs one).
+func OpenStore(cfg *config.Config, logger *slog.Logger) (state.Store, error) {
+	st := cfg.State
+	if st == nil {
+		return nil, nil
+	}
+	mem := state.NewMemory(state.MemoryOptions{MaxCounters: st.MaxEntries, MaxStrikes: st.MaxEntries / 2, MaxBans: st.MaxEntries / 4})
+	if st.Store.Value != "redis" {
+		return mem, nil
+	}
+	r := st.Redis
+	o := redisstore.Options{Addr: r.Addr.Value, Username: r.Username.Value, DB: r.DB, Timeout: r.Timeout.Duration, Fallback: mem, Logger: logger}
+	if f := r.PasswordFile.Value; f != "" {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(filepath.Dir(cfg.Pos.File), f)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: state.redis.password_file: %w", r.PasswordFile.Pos, err)
+		}
+		o.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	s, err := redisstore.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: state.redis: %w", r.Pos, err)
+	}
+	return s, nil
 }

@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/decision"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/match/bot"
 	"github.com/warden-gateway/warden/internal/obs"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/refusal"
@@ -134,6 +137,8 @@ type Outcome struct {
 	SkipEffects bool
 	PeekOnly    bool
 	charges     policy.Charges
+	// Bot is the verified-bot identity, when a rule asked.
+	Bot bot.Identity
 	// RateLimits are what the request's rate limits said.
 	RateLimits []RateLimitState
 	// Header holds response headers the outcome adds (RateLimit,
@@ -200,6 +205,7 @@ func (e *Engine) Judge(w *Wire, o *Outcome) {
 	if e.afterCanonical(rt, w, o) || e.checkBans(rt, o) {
 		return
 	}
+	e.identifyBot(rt, w, o)
 	o.Stage = StagePolicy
 	o.Decision = rt.Policy.Evaluate(req, o.Now, &policy.Eval{Known: o.Known, Trail: &o.Trail, Charges: &o.charges})
 	o.Caller = o.Decision.Caller
@@ -273,6 +279,35 @@ func (e *Engine) afterCanonical(rt *Runtime, w *Wire, o *Outcome) bool {
 		}
 	}
 	return false
+}
+
+// botLookupTimeout bounds proving a crawler by DNS within a request; the
+// verifier caches answers, so only a crawler's first visit waits.
+const botLookupTimeout = 2 * time.Second
+
+// identifyBot proves a verified bot when a rule asks (the DNS lookups and
+// signature checks are I/O, done here at the edge of the pure decision).
+func (e *Engine) identifyBot(rt *Runtime, w *Wire, o *Outcome) {
+	ids := rt.Policy.Bots()
+	if ids == nil {
+		return
+	}
+	scheme := "http"
+	if w.TLS {
+		scheme = "https"
+	}
+	u, err := url.Parse(scheme + "://" + w.Host + o.Request.EscapedPath)
+	if err != nil {
+		return
+	}
+	u.RawQuery = o.Request.RawQuery
+	r := &http.Request{Method: w.Method, URL: u, Host: w.Host, Header: w.Header, RequestURI: w.Target}
+	ctx, cancel := context.WithTimeout(context.Background(), botLookupTimeout)
+	o.Bot = ids.Identify(ctx, r, o.Request.ClientIP, o.Now)
+	cancel()
+	if o.Bot.Verified() {
+		o.Request.VerifiedBot = o.Bot.Kind.String() + ":" + o.Bot.Name
+	}
 }
 
 // inspect runs the WAF on an allowed request. The WAF runs last among the

@@ -39,18 +39,21 @@ type Record struct {
 	// Credentials: none, valid, invalid or unavailable, when a rule asked.
 	Credentials string `json:"credentials,omitempty"`
 	// Challenge is what a challenge rule found: none, valid, failed: why.
-	Challenge string          `json:"challenge,omitempty"`
-	Stage     string          `json:"stage"`
-	Action    string          `json:"action"`
-	Code      string          `json:"code,omitempty"`
-	Status    int             `json:"status,omitempty"`
-	Reason    string          `json:"reason,omitempty"`
-	Rule      string          `json:"rule,omitempty"`
-	RuleAt    string          `json:"rule_at,omitempty"`
-	Detail    string          `json:"detail,omitempty"`
-	Handler   string          `json:"handler,omitempty"`
-	Trace     []decision.Step `json:"trace,omitempty"`
-	WAF       *WAFRecord      `json:"waf,omitempty"`
+	Challenge string `json:"challenge,omitempty"`
+	// Bot is the verified bot ("crawler:googlebot", "web-bot-auth:URL"),
+	// or why a claim to be one failed.
+	Bot     string          `json:"bot,omitempty"`
+	Stage   string          `json:"stage"`
+	Action  string          `json:"action"`
+	Code    string          `json:"code,omitempty"`
+	Status  int             `json:"status,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+	Rule    string          `json:"rule,omitempty"`
+	RuleAt  string          `json:"rule_at,omitempty"`
+	Detail  string          `json:"detail,omitempty"`
+	Handler string          `json:"handler,omitempty"`
+	Trace   []decision.Step `json:"trace,omitempty"`
+	WAF     *WAFRecord      `json:"waf,omitempty"`
 	// WouldDeny names the first report-only rule that would have refused.
 	WouldDeny *WouldRecord `json:"would_deny,omitempty"`
 	// RateLimits are the counters the request was charged against.
@@ -142,6 +145,11 @@ func (o *Outcome) Record() Record {
 	}
 	rec.Credentials = d.Credentials.String()
 	rec.Challenge = d.ChallengeState
+	if o.Bot.Verified() {
+		rec.Bot = o.Request.VerifiedBot
+	} else if o.Bot.Detail != "" {
+		rec.Bot = "not verified: " + o.Bot.Detail
+	}
 	if o.Stage >= StagePolicy {
 		rec.Trace = o.Steps()
 	}
@@ -252,6 +260,7 @@ func (rec *Record) Attrs() []slog.Attr {
 	}
 	str("credentials", rec.Credentials)
 	str("challenge", rec.Challenge)
+	str("bot", rec.Bot)
 	a = append(a, slog.String("stage", rec.Stage), slog.String("action", rec.Action))
 	str("code", rec.Code)
 	if rec.Status != 0 {

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -66,12 +65,14 @@ type hashGuardOptions struct {
 
 // hashGuard bounds the cost of password verification; see above.
 type hashGuard struct {
-	opts      hashGuardOptions
-	macKey    [32]byte
-	slots     chan struct{}
-	waiting   atomic.Int64
-	successes *verdictCache
-	failures  *verdictCache
+	opts   hashGuardOptions
+	macKey [32]byte
+	// ipad and opad are the HMAC key blocks (RFC 2104) of macKey.
+	ipad, opad [sha256.BlockSize]byte
+	slots      chan struct{}
+	waiting    atomic.Int64
+	successes  *verdictCache
+	failures   *verdictCache
 	// busy remembers, for busyTTL, credentials refused for want of a slot:
 	// the gateway evaluates a refused request a second time to log its
 	// trace, and that second look must give the same answer (evaluation
@@ -124,23 +125,35 @@ func newHashGuard(opts hashGuardOptions) (*hashGuard, error) {
 	if _, err := rand.Read(g.macKey[:]); err != nil {
 		return nil, fmt.Errorf("password guard: random key: %w", err)
 	}
+	for i := range g.ipad {
+		g.ipad[i], g.opad[i] = 0x36, 0x5c
+	}
+	for i, b := range g.macKey {
+		g.ipad[i] ^= b
+		g.opad[i] ^= b
+	}
 	return g, nil
 }
 
-// key is HMAC-SHA256(per-process key, user NUL stored-hash NUL password).
-// The lengths are written too, so no two triples share an encoding even
-// when a field holds a NUL.
+// key is HMAC-SHA256 (RFC 2104) under the per-process key of
+// len(user) user len(stored) stored len(password) password: the lengths
+// make the encoding unambiguous even when a field holds a NUL. It is
+// computed with sha256.Sum256 over stack buffers, since a remembered
+// verdict is the common case and should cost no allocation.
 func (g *hashGuard) key(user, stored, password string) verdictKey {
-	mac := hmac.New(sha256.New, g.macKey[:])
+	var stack [512]byte
+	inner := append(stack[:0], g.ipad[:]...)
 	var n [8]byte
 	for _, s := range [...]string{user, stored, password} {
 		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		mac.Write(n[:])
-		mac.Write([]byte(s))
+		inner = append(inner, n[:]...)
+		inner = append(inner, s...)
 	}
-	var k verdictKey
-	mac.Sum(k[:0])
-	return k
+	innerSum := sha256.Sum256(inner)
+	var outer [sha256.BlockSize + sha256.Size]byte
+	copy(outer[:], g.opad[:])
+	copy(outer[sha256.BlockSize:], innerSum[:])
+	return verdictKey(sha256.Sum256(outer[:]))
 }
 
 // verify returns whether password is right for user, whose stored hash is

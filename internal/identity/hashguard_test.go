@@ -1,11 +1,16 @@
 package identity
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,6 +124,20 @@ func TestHashGuardKeyIsSecretAndUnambiguous(t *testing.T) {
 	}
 	if g1.key("a", "h", "p") != g1.key("a", "h", "p") {
 		t.Fatal("key not deterministic")
+	}
+	// The hand-rolled HMAC is RFC 2104 HMAC-SHA256, long fields included.
+	long := strings.Repeat("x", 1000)
+	for _, f := range [][3]string{{"alice", "$2y$10$abc", "pw"}, {"", "", ""}, {long, long, long}} {
+		mac := hmac.New(sha256.New, g1.macKey[:])
+		for _, s := range f {
+			var n [8]byte
+			binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+			mac.Write(n[:])
+			mac.Write([]byte(s))
+		}
+		if got := g1.key(f[0], f[1], f[2]); !bytes.Equal(got[:], mac.Sum(nil)) {
+			t.Errorf("key(%.20q...) differs from crypto/hmac", f[0])
+		}
 	}
 	// Field boundaries count: ("a:b","","") and ("a",":b","") differ, and
 	// so do triples that differ only in where a NUL falls.

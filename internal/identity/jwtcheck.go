@@ -26,39 +26,48 @@ const maxNumericDate = 1 << 40
 const maxQuoted = 64
 
 // looksLikeJWT tells a compact JWS from an opaque key by its structure, so
-// one Authorization header can serve both authenticators: three segments of
-// the base64url alphabet (RFC 7515 section 7.1: no padding), the first of
-// which decodes to what opens a JSON object, i.e. a JOSE header. Recognising tokens by
-// their first characters ("eyJ") sent a validly signed token whose header
-// was serialised with a space or a newline ("ewog...") to the API-key
-// authenticator, refused as "unknown API key" (issue 10). A token over the
-// size bound is judged by its segments alone, without decoding, so that
-// the JWT authenticator refuses it for its length.
+// one Authorization header can serve both authenticators: three segments
+// (two dots), the first of the base64url alphabet (RFC 7515 section 2: no
+// padding) decoding to what opens a JSON object, i.e. a JOSE header. The
+// other two segments are not judged here: a token with a broken payload or
+// signature is still a token, refused by the JWT authenticator as
+// malformed, not an unknown API key. Recognising tokens by their first
+// characters ("eyJ") sent a validly signed token whose header was
+// serialised with a space or a newline ("ewog...") to the API-key
+// authenticator, refused as "unknown API key" (issue 10).
 func looksLikeJWT(v string) bool {
-	head, rest, ok := strings.Cut(v, ".")
-	if !ok {
+	if strings.Count(v, ".") != 2 {
 		return false
 	}
-	payload, sig, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(sig, ".") || head == "" {
+	head, _, _ := strings.Cut(v, ".")
+	if head == "" || !isBase64URL(head) {
 		return false
 	}
-	for _, seg := range [...]string{head, payload, sig} {
-		if !isBase64URL(seg) {
-			return false
-		}
+	// Only the opening brace is looked for, in the first 24 bytes (32
+	// characters, decoded on the stack: this runs on every bearer request):
+	// a header that then fails to parse is a malformed token, refused by
+	// the JWT authenticator with that reason, not an unknown API key.
+	prefix := head
+	if len(prefix) > 32 {
+		prefix = prefix[:32]
 	}
-	if len(v) > maxTokenBytes {
-		return true
-	}
-	hdr, err := base64.RawURLEncoding.DecodeString(head)
+	var src [32]byte
+	var dst [24]byte
+	n := copy(src[:], prefix)
+	m, err := base64.RawURLEncoding.Decode(dst[:], src[:n])
 	if err != nil {
 		return false
 	}
-	// Only the opening brace is looked for: a header that then fails to
-	// parse is a malformed token, refused by the JWT authenticator with
-	// that reason, not an unknown API key.
-	return strings.HasPrefix(strings.TrimLeft(string(hdr), " \t\r\n"), "{")
+	for _, c := range dst[:m] {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 func isBase64URL(s string) bool {

@@ -23,7 +23,9 @@ func TestLooksLikeJWT(t *testing.T) {
 		"eyJhbGciOiJSUzI1NiJ9.e30":                               false, // two segments
 		"eyJhbGciOiJSUzI1NiJ9.e30.c2ln.eHl6":                     false, // four: a JWE has five, nothing has four
 		"eyJhbGciOiJSUzI1NiJ9=.e30.c2ln":                         false, // padding is not base64url (RFC 7515 2)
-		"eyJhbGciOiJSUzI1NiJ9.e3+0.c2ln":                         false, // standard alphabet
+		"eyJhbGciOiJSUzI1NiJ9.e3+0.c2ln":                         true,  // broken payload: a malformed token, not an API key
+		"eyJhbGciOiJSUzI1NiJ9.%%%.xyz":                           true,
+		"eyJhbGciOiJSUzI1NiJ9+.e30.c2ln":                         false, // header in the standard alphabet
 		".e30.c2ln":                                              false,
 		"corpus-admin-key-0123456789":                            false,
 		"eyJ" + strings.Repeat("A", maxTokenBytes) + ".e30.c2ln": true, // over the bound: judged by shape, refused for length

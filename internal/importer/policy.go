@@ -14,6 +14,7 @@ package importer
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -33,6 +34,36 @@ type HtpasswdFile struct {
 	File            string
 	Realm           string
 	AllowWeakHashes bool
+	// Roles maps a user to roles: "user-NAME" for Require user NAME, and
+	// ValidUserRole for every user the server can sign in.
+	Roles map[string][]string
+	// ValidUserRole, when set, is the role every sign-in rule asks for: the
+	// file has users warden reads and the server does not ({PLAIN} and
+	// {SSHA} under Apache), who must stay out.
+	ValidUserRole string
+	// readable are the users the server can sign in; nil when the file
+	// could not be read.
+	readable map[string]bool
+}
+
+// UserRoleName is the role that stands for one user name (Require user).
+func UserRoleName(user string) string { return "user:" + user }
+
+// UserRole gives user the role a Require user rule asks for, and returns
+// it. A user the server cannot sign in (or not in the file) gets none, so
+// the rule refuses everyone under that name, as the server does.
+func (h *HtpasswdFile) UserRole(user string) string {
+	role := UserRoleName(user)
+	if !h.readable[user] {
+		return role
+	}
+	if h.Roles == nil {
+		h.Roles = map[string][]string{}
+	}
+	if !slices.Contains(h.Roles[user], role) {
+		h.Roles[user] = append(h.Roles[user], role)
+	}
+	return role
 }
 
 type PathMatch struct {
@@ -50,6 +81,12 @@ type Rule struct {
 	Addrs        *IPSet // the addresses the rule matches, for pruning
 	RefererNotIn []string
 	RequireAuth  bool
+	// Expr is a CEL condition (request headers and method) the rule also
+	// needs, for nginx if blocks and Apache RewriteCond chains.
+	Expr string
+	// RequireRoles, with RequireAuth, asks for one of these roles (Apache's
+	// Require user NAME; see HtpasswdFile.Roles).
+	RequireRoles []string
 	Action       string // allow, deny, conceal; "" for a require gate
 	Status       int
 	Reason       string
@@ -102,7 +139,7 @@ func (r *Rule) Decides() bool { return r.Action != "" }
 // UnconditionalWithin is true when the rule matches every request on its
 // path, whoever asks.
 func (r *Rule) UnconditionalWithin() bool {
-	return r.MatchesAllAddrs() && len(r.RefererNotIn) == 0
+	return r.MatchesAllAddrs() && len(r.RefererNotIn) == 0 && r.Expr == ""
 }
 
 // UniqueNames makes rule names unique by numbering repeats.

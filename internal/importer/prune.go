@@ -59,7 +59,7 @@ func PathCovers(a, b *PathMatch) bool {
 // b could match, so that b never applies. It is at least as strong as the
 // shadowing check of policy.Compile, which refuses such a policy.
 func covers(a, b *Rule) bool {
-	if !a.Decides() || len(a.RefererNotIn) > 0 {
+	if !a.Decides() || len(a.RefererNotIn) > 0 || a.Expr != "" {
 		return false
 	}
 	if !a.MatchesAllAddrs() {

@@ -3,6 +3,7 @@ package importer
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -36,6 +37,18 @@ func (p *Policy) Render() ([]byte, error) {
 		if p.Htpasswd.AllowWeakHashes {
 			addKV(h, "allow_weak_hashes", boolean(true))
 		}
+		if len(p.Htpasswd.Roles) > 0 {
+			roles := &yaml.Node{Kind: yaml.MappingNode}
+			users := make([]string, 0, len(p.Htpasswd.Roles))
+			for u := range p.Htpasswd.Roles {
+				users = append(users, u)
+			}
+			slices.Sort(users)
+			for _, u := range users {
+				addKV(roles, u, flowList(p.Htpasswd.Roles[u]))
+			}
+			addKV(h, "roles", roles)
+		}
 		id := &yaml.Node{Kind: yaml.MappingNode}
 		addKV(id, "htpasswd", h)
 		addKV(root, "identity", id)
@@ -43,6 +56,9 @@ func (p *Policy) Render() ([]byte, error) {
 	if len(p.Rules) > 0 {
 		seq := &yaml.Node{Kind: yaml.SequenceNode}
 		for i := range p.Rules {
+			if r := &p.Rules[i]; r.RequireAuth && len(r.RequireRoles) == 0 && p.Htpasswd != nil && p.Htpasswd.ValidUserRole != "" {
+				r.RequireRoles = []string{p.Htpasswd.ValidUserRole}
+			}
 			seq.Content = append(seq.Content, p.Rules[i].node())
 		}
 		addKV(root, "rules", seq)
@@ -115,9 +131,16 @@ func (r *Rule) node() *yaml.Node {
 	if len(when.Content) > 0 {
 		addKV(n, "when", when)
 	}
+	if r.Expr != "" {
+		addKV(n, "expr", str(r.Expr))
+	}
 	if r.RequireAuth {
 		req := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
-		addKV(req, "authenticated", boolean(true))
+		if len(r.RequireRoles) > 0 {
+			addKV(req, "roles_any", flowList(r.RequireRoles))
+		} else {
+			addKV(req, "authenticated", boolean(true))
+		}
 		addKV(n, "require", req)
 	}
 	if r.Action != "" {

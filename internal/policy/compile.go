@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -23,8 +24,10 @@ type compiler struct {
 	errs    config.Errors
 	lists   map[string]*ipmatch.Set
 	p       *Policy
-	// challengeFailed: the challenger could not be built (said once).
-	challengeFailed bool
+	index   []string // see indexNames
+	// challengeFailed, botsFailed: the challenger or the bot identifier
+	// could not be built (said once).
+	challengeFailed, botsFailed bool
 }
 
 func (c *compiler) errf(pos config.Pos, hint, format string, args ...any) {
@@ -199,6 +202,23 @@ func (c *compiler) knownLists() string {
 
 var validMethod = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true, "TRACE": true, "CONNECT": true}
 
+// indexNames are the index documents a refusing rule assumes a folder is
+// served with: the usual ones and those of this policy's file handlers.
+func (c *compiler) indexNames() []string {
+	if c.index != nil {
+		return c.index
+	}
+	c.index = slices.Clone(pathmatch.DefaultIndexNames)
+	for _, h := range c.cfg.Handle {
+		for _, name := range h.Index {
+			if n := strings.ToLower(name.Value); n != "" && !strings.Contains(n, "/") && !slices.Contains(c.index, n) {
+				c.index = append(c.index, n)
+			}
+		}
+	}
+	return c.index
+}
+
 func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 	r := rule{name: rc.Name.Value, line: rc.Pos.Line}
 	if r.name == "" {
@@ -245,8 +265,14 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 				// upstream serves as that file (/wp-login.php/,
 				// /wp-login.php/x, /admin/ for /admin/index.html), as a
 				// prefix /admin/ already covers /admin. Allow rules match
-				// only what is written, so they never let in more.
-				pat.Spellings = refuses
+				// only what is written, so they never let in more; so does
+				// a rule with case_sensitive: true, which asks for the
+				// literal path (the nginx importer relies on it: to nginx,
+				// /admin and /admin/ are different locations).
+				pat.Spellings = refuses && ci
+				if pat.Spellings {
+					pat.IndexNames = c.indexNames()
+				}
 				r.paths = append(r.paths, pat)
 			}
 		}

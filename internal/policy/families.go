@@ -44,7 +44,7 @@ func (c *compiler) compileGeo() {
 			return nil
 		}
 		log := c.log
-		db, err := geo.OpenReloading(c.path(s.Value), geo.ReloadOptions{OnError: func(path string, err error) {
+		db, err := geo.OpenReloading(c.path(s.Value), geo.ReloadOptions{Interval: g.ReloadInterval.Duration, OnError: func(path string, err error) {
 			log.Error("geo database reload failed; the last good copy stays in use", "file", path, "error", err.Error())
 		}})
 		if err != nil {
@@ -179,6 +179,7 @@ func (c *compiler) compileConds(r *rule, rc *config.Rule) {
 		r.conds = append(r.conds, authCond{want: *w.Authenticated})
 		r.needsIdentity = true
 	}
+	c.compileBotCond(r, w)
 }
 
 // exprCond is a CEL expression rule. Expressions are type-checked when the

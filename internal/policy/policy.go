@@ -16,6 +16,7 @@ import (
 	"github.com/warden-gateway/warden/internal/challenge"
 	"github.com/warden-gateway/warden/internal/decision"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/match/bot"
 	"github.com/warden-gateway/warden/internal/match/ipmatch"
 	"github.com/warden-gateway/warden/internal/match/pathmatch"
 )
@@ -41,6 +42,7 @@ type Policy struct {
 	bans        []Ban
 	rateLimited bool
 	challenger  *challenge.Challenger
+	bots        *bot.Identifier
 	// scratch recycles the per-request evalCtx. Conditions receive it
 	// through an interface, so the compiler cannot keep it on Decide's
 	// stack; without the pool every decision would allocate one.
@@ -179,7 +181,7 @@ func (r *rule) matches(ctx *evalCtx) miss {
 			return miss{kind: missHost}
 		}
 	}
-	if len(r.exts) > 0 && !hasExt(req.LowerPath, r.exts) {
+	if len(r.exts) > 0 && !pathmatch.HasExtension(req.LowerPath, r.exts, r.action != decision.Allow || r.require != nil) {
 		return miss{kind: missExt}
 	}
 	if r.ip != nil && !r.ip.Contains(req.ClientIP) {
@@ -222,19 +224,4 @@ func addrString(a netip.Addr) string {
 		return "(none)"
 	}
 	return a.String()
-}
-
-func hasExt(lowerPath string, exts []string) bool {
-	slash := strings.LastIndexByte(lowerPath, '/')
-	dot := strings.LastIndexByte(lowerPath, '.')
-	if dot <= slash {
-		return false
-	}
-	ext := lowerPath[dot+1:]
-	for _, e := range exts {
-		if e == ext {
-			return true
-		}
-	}
-	return false
 }

@@ -353,7 +353,7 @@ rules:
 rules:
   - name: a
     action: block
-`, []string{`p.yaml:4: rule "a": action must be allow, deny or conceal, not "block"`}},
+`, []string{`p.yaml:4: rule "a": action must be allow, deny, conceal or challenge, not "block"`}},
 		{"no action", `
 rules:
   - name: a
@@ -431,7 +431,7 @@ rules:
 			`p.yaml:4: ip_lists.x: "1.2.3.4/40" is not a valid CIDR`,
 			`p.yaml:7: rule "a": glob "/a/***": use * (within a segment) or ** (across segments)`,
 			`p.yaml:7: ip: "bad" is not an IP address or CIDR`,
-			`p.yaml:10: rule "b": action must be allow, deny or conceal, not "bounce"`,
+			`p.yaml:10: rule "b": action must be allow, deny, conceal or challenge, not "bounce"`,
 		}},
 	}
 	for _, c := range cases {

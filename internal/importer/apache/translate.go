@@ -4,11 +4,14 @@
 package apache
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"regexp/syntax"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -24,11 +27,64 @@ import (
 // The server configuration above the files is assumed to grant everyone
 // (Require all granted), to list no folders and to use index.html.
 func Import(docroot string, files ...string) (*importer.Result, error) {
+	return ImportWith(ServerDefaults{Options: []string{"FollowSymLinks"}, DirectoryIndex: []string{"index.html"}}, docroot, files...)
+}
+
+// ServerDefaults is what the server configuration above the document root
+// says, which .htaccess files inherit.
+type ServerDefaults struct {
+	// Options of the <Directory> holding the document root; Debian's stock
+	// apache2.conf has "Indexes FollowSymLinks" for /var/www/.
+	Options []string
+	// DirectoryIndex of the server (Debian's dir.conf lists index.html,
+	// index.cgi, index.pl, index.php, index.xhtml, index.htm).
+	DirectoryIndex []string
+	// Source names where the defaults come from, for notes (a flag).
+	Source string
+}
+
+// DebianDefaults are the defaults of Debian's stock apache2.conf and
+// dir.conf for /var/www.
+var DebianDefaults = ServerDefaults{
+	Options:        []string{"Indexes", "FollowSymLinks"},
+	DirectoryIndex: []string{"index.html", "index.cgi", "index.pl", "index.php", "index.xhtml", "index.htm"},
+	Source:         "Debian's stock apache2.conf",
+}
+
+// FindHtaccess lists every .htaccess file under docroot, parents before
+// the folders they hold, as Apache reads them walking down to a request's
+// folder (it does not follow symlinked folders here: Apache reads those
+// only with FollowSymLinks, and then as the folder they point to).
+func FindHtaccess(docroot string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(docroot, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() == ".htaccess" {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk %s: %w", docroot, err)
+	}
+	return out, nil
+}
+
+// ImportWith is Import with the server's defaults given. With no files,
+// every .htaccess under docroot is read.
+func ImportWith(def ServerDefaults, docroot string, files ...string) (*importer.Result, error) {
 	root, err := filepath.Abs(docroot)
 	if err != nil {
 		return nil, fmt.Errorf("document root %s: %w", docroot, err)
 	}
-	t := &apTranslator{docroot: filepath.Clean(root), scopes: map[string]*apScope{}}
+	if len(files) == 0 {
+		if files, err = FindHtaccess(root); err != nil {
+			return nil, err
+		}
+	}
+	t := &apTranslator{docroot: filepath.Clean(root), scopes: map[string]*apScope{}, defaults: def}
 	for _, f := range files {
 		dirs, err := parseApache(f)
 		if err != nil {
@@ -43,6 +99,16 @@ func Import(docroot string, files ...string) (*importer.Result, error) {
 
 // apAuthz is a node of mod_authz_core's tree: a Require line (provider) or
 // a <RequireAll|RequireAny|RequireNone> section.
+// userRolePlaceholders names the roles of Require user NAME; they are the
+// roles HtpasswdFile.UserRole grants.
+func userRolePlaceholders(users []string) []string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = importer.UserRoleName(u)
+	}
+	return out
+}
+
 type apAuthz struct {
 	d        *apDirective
 	and      bool // RequireAll; RequireAny and the implicit top level are "or"
@@ -53,6 +119,30 @@ type apAuthz struct {
 	provider string
 	granted  bool
 	set      importer.IPSet
+	users    []string // Require user NAME...
+}
+
+// The callers eval considers: nobody signed in, a signed-in user no
+// Require user names (anyUser), or a named user.
+const (
+	noUser  = ""
+	anyUser = "\x00any"
+)
+
+// userNames lists the names of every Require user line in the tree.
+func (n *apAuthz) userNames() []string {
+	var out []string
+	if n.provider == "user" {
+		out = append(out, n.users...)
+	}
+	for _, c := range n.children {
+		for _, u := range c.userNames() {
+			if !slices.Contains(out, u) {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
 }
 
 // mod_authz_core's results.
@@ -72,7 +162,7 @@ type authzPartition map[authzStatus]importer.IPSet
 // without an authenticated user, following apply_authz_sections: "and"
 // stops at the first denial, "or" at the first grant, and negation turns a
 // grant into a denial and a denial into neutral.
-func (n *apAuthz) eval(user bool) authzPartition {
+func (n *apAuthz) eval(user string) authzPartition {
 	var res authzPartition
 	if n.children == nil && n.provider != "" || n.children == nil && n.d != nil && !n.d.isBlock {
 		switch n.provider {
@@ -85,10 +175,19 @@ func (n *apAuthz) eval(user bool) authzPartition {
 				res = authzPartition{authzDenied: importer.AllAddrs()}
 			}
 		case "valid-user":
-			if user {
+			if user != noUser {
 				res = authzPartition{authzGranted: importer.AllAddrs()}
 			} else {
 				res = authzPartition{authzDeniedNoUser: importer.AllAddrs()}
+			}
+		case "user":
+			switch {
+			case user == noUser:
+				res = authzPartition{authzDeniedNoUser: importer.AllAddrs()}
+			case slices.Contains(n.users, user):
+				res = authzPartition{authzGranted: importer.AllAddrs()}
+			default:
+				res = authzPartition{authzDenied: importer.AllAddrs()}
 			}
 		default:
 			// Unknown providers never grant (reported when parsed).
@@ -253,6 +352,9 @@ type apTranslator struct {
 	// htpasswd is the first AuthUserFile in use.
 	htpasswd *apDirective
 	realm    string
+	// namedUsers are the users of Require user lines in effect.
+	namedUsers []string
+	defaults   ServerDefaults
 }
 
 func (t *apTranslator) note(d *apDirective, kind, why string) {
@@ -646,6 +748,12 @@ func (t *apTranslator) requireLine(d *apDirective) *apAuthz {
 		t.note(d, importer.Approximate, "local is translated as 127.0.0.0/8 and ::1; Apache also counts the server's own addresses")
 	case "valid-user":
 		n.provider = "valid-user"
+	case "user":
+		if len(args) < 2 {
+			t.note(d, importer.NotTranslated, "Require user without a name")
+			return nil
+		}
+		n.provider, n.users = "user", args[1:]
 	default:
 		t.note(d, importer.Approximate, "this Require provider is not translated; it is treated as never granting")
 	}
@@ -855,13 +963,20 @@ func (t *apTranslator) rewriteRule(d *apDirective, s *apScope) {
 				r.status = 403
 			case f == "g" || f == "gone":
 				r.status = 410
+			case strings.HasPrefix(f, "r=") || strings.HasPrefix(f, "redirect="):
+				// mod_rewrite: a code outside 300-399 drops the
+				// substitution and answers with that status.
+				_, code, _ := strings.Cut(f, "=")
+				if n, err := strconv.Atoi(code); err == nil && n >= 400 && n <= 599 {
+					r.status = n
+				}
 			case f == "nc" || f == "nocase":
 				r.nocase = true
 			}
 		}
 	}
 	if r.status == 0 {
-		t.note(d, importer.NotTranslated, "only refusing rewrite rules ([F], [G]) are translated")
+		t.note(d, importer.NotTranslated, "only refusing rewrite rules ([F], [G], [R=4xx]) are translated")
 		for _, c := range conds {
 			t.note(c.d, importer.NotTranslated, "belongs to a rewrite rule that is not translated")
 		}
@@ -876,7 +991,11 @@ func (t *apTranslator) rewriteRule(d *apDirective, s *apScope) {
 // the region.
 func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (importer.Rule, bool) {
 	out := importer.Rule{Name: importer.OrRoot(importer.Slug(region)) + "-rewrite", Src: t.src(r.d), Action: "deny"}
-	if r.status != 403 {
+	switch r.status {
+	case 403:
+	case 404:
+		out.Action = "conceal"
+	default:
 		out.Status = r.status
 	}
 	if strings.HasPrefix(r.pattern, "!") {
@@ -940,19 +1059,29 @@ func (t *apTranslator) rewriteRuleOut(r *apRewrite, region string) (importer.Rul
 	}
 	out.Path = &importer.PathMatch{Regex: []string{full}, CaseSensitive: !r.nocase}
 	comment := r.d.text()
+	refererList := true
 	for _, c := range r.conds {
-		if !strings.EqualFold(c.test, "%{HTTP_REFERER}") {
-			t.note(c.d, importer.NotTranslated, "only Referer conditions are translated; the rule's refusal is NOT applied")
+		if !strings.EqualFold(c.test, "%{HTTP_REFERER}") || c.orF || !c.negate {
+			refererList = false
+		}
+	}
+	if !refererList {
+		// Conditions on headers, the query, the path and the method become
+		// a CEL condition, with mod_rewrite's [OR] binding tighter than the
+		// implicit AND between lines.
+		expr, err := condsExpr(r.conds)
+		if err != nil {
+			t.note(r.d, importer.NotTranslated, err.Error()+"; the rule's refusal is NOT applied")
 			return out, false
 		}
-		if c.orF {
-			t.note(c.d, importer.NotTranslated, "only conditions joined by AND (no [OR] or other flags) are translated; the rule's refusal is NOT applied")
-			return out, false
+		out.Expr = expr
+		for _, c := range r.conds {
+			comment += fmt.Sprintf("; %s (line %d)", c.d.text(), c.d.line)
 		}
-		if !c.negate {
-			t.note(c.d, importer.NotTranslated, "only negated Referer conditions (an allow list) are translated; the rule's refusal is NOT applied")
-			return out, false
-		}
+		out.Comment = t.comment(r.d, comment)
+		return out, true
+	}
+	for _, c := range r.conds {
 		entries, ok := t.refererEntries(c)
 		if !ok {
 			return out, false
@@ -1164,7 +1293,14 @@ func caseFlag(c apCond) string {
 
 // effective merges the scopes from the document root down to prefix.
 func (t *apTranslator) effective(prefix string) apEffective {
-	e := apEffective{index: []string{"index.html"}, symlinks: true, follow: true}
+	e := apEffective{index: []string{"index.html"}}
+	if len(t.defaults.DirectoryIndex) > 0 {
+		e.index = slices.Clone(t.defaults.DirectoryIndex)
+	}
+	e.listing = applyOptions(false, t.defaults.Options, "indexes")
+	e.follow = applyOptions(false, t.defaults.Options, "followsymlinks")
+	e.ownerMatch = applyOptions(false, t.defaults.Options, "symlinksifownermatch")
+	e.symlinks = e.follow || e.ownerMatch
 	var chain []*apScope
 	for p, s := range t.scopes {
 		if strings.HasPrefix(prefix, p) {
@@ -1325,12 +1461,20 @@ func (t *apTranslator) translate() (*importer.Result, error) {
 	out.Rules = importer.Prune(rules, &t.notes)
 	importer.UniqueNames(out.Rules)
 	out.Handlers = t.handlers(prefixes, effs)
+	src := t.defaults.Source
+	if src == "" {
+		src = "server defaults"
+	}
+	t.notes = append(t.notes, importer.DefaultsNotes(importer.Note{File: src, Directive: "<Directory " + t.docroot + "> Options " + strings.Join(t.defaults.Options, " ")}, importer.Apache)...)
 	if t.htpasswd != nil {
-		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.docroot, t.realm, t.src(t.htpasswd))
+		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.docroot, t.realm, t.src(t.htpasswd), importer.Apache)
 		if !filepath.IsAbs(t.htpasswd.args[0]) {
 			t.note(t.htpasswd, importer.Approximate, "a relative AuthUserFile is relative to Apache's ServerRoot; it is read relative to the document root")
 		}
 		out.Htpasswd = h
+		for _, u := range t.namedUsers {
+			h.UserRole(u)
+		}
 		t.notes = append(t.notes, notes...)
 	}
 	out.Header = []string{
@@ -1436,12 +1580,37 @@ func closes(rules []importer.Rule, pm *importer.PathMatch) bool {
 // 401 even after signing in.
 func (t *apTranslator) authzRules(base string, pm *importer.PathMatch, e *apEffective, label string) []importer.Rule {
 	var rules []importer.Rule
-	noUser := e.authz.eval(false)
-	withUser := e.authz.eval(true)
-	forbidden := noUser[authzDenied].Union(noUser[authzNeutral])
-	needUser := noUser[authzDeniedNoUser]
+	anonymous := e.authz.eval(noUser)
+	withUser := e.authz.eval(anyUser)
+	forbidden := anonymous[authzDenied].Union(anonymous[authzNeutral])
+	needUser := anonymous[authzDeniedNoUser]
 	passAfter := needUser.Intersect(withUser[authzGranted])
-	never := needUser.Minus(passAfter)
+	// Addresses where only some named users pass: grouped by the set of
+	// names that pass there.
+	type named struct {
+		users []string
+		addrs importer.IPSet
+	}
+	var byName []named
+	passNamed := importer.IPSet{}
+	for _, u := range e.authz.userNames() {
+		extra := needUser.Intersect(e.authz.eval(u)[authzGranted]).Minus(passAfter)
+		if extra.IsEmpty() {
+			continue
+		}
+		passNamed = passNamed.Union(extra)
+		found := false
+		for i := range byName {
+			if byName[i].addrs.Equal(extra) {
+				byName[i].users = append(byName[i].users, u)
+				found = true
+			}
+		}
+		if !found {
+			byName = append(byName, named{users: []string{u}, addrs: extra})
+		}
+	}
+	never := needUser.Minus(passAfter).Minus(passNamed)
 	d := e.authz.d
 	desc := t.authzText(e.authz)
 	r := importer.Rule{Name: base + "-require", Path: pm, Action: "deny", Src: t.src(d), Comment: t.comment(d, label+": "+desc)}
@@ -1471,6 +1640,19 @@ func (t *apTranslator) authzRules(base string, pm *importer.PathMatch, e *apEffe
 		Comment: t.comment(d, fmt.Sprintf("%s: sign-in via %s (line %d)", label, e.authUserFile.text(), e.authUserFile.line))}
 	if g.SetIP(passAfter) {
 		rules = append(rules, g)
+	}
+	if len(byName) > 0 {
+		t.note(d, importer.Approximate, "a signed-in user that Require user does not name is refused with 403 role_required; Apache answers 401")
+	}
+	for _, nm := range byName {
+		g := importer.Rule{Name: base + "-users", Path: pm, RequireAuth: true, Src: t.src(d),
+			Comment: t.comment(d, fmt.Sprintf("%s: Require user %s; sign-in via %s (line %d)", label, strings.Join(nm.users, " "), e.authUserFile.text(), e.authUserFile.line))}
+		t.namedUsers = append(t.namedUsers, nm.users...)
+		if g.SetIP(nm.addrs) {
+			// The roles are given once the user file is known (translate).
+			g.RequireRoles = userRolePlaceholders(nm.users)
+			rules = append(rules, g)
+		}
 	}
 	return rules
 }
@@ -1551,4 +1733,72 @@ func (t *apTranslator) handlers(prefixes []string, effs map[string]apEffective) 
 		}
 	}
 	return hs
+}
+
+// condsExpr writes a chain of RewriteCond lines as one CEL condition.
+func condsExpr(conds []apCond) (string, error) {
+	var and []string
+	var or []string
+	for _, c := range conds {
+		e, err := condExpr(c)
+		if err != nil {
+			return "", fmt.Errorf("%s (line %d): %v", c.d.text(), c.d.line, err)
+		}
+		or = append(or, e)
+		if !c.orF {
+			and = append(and, "("+strings.Join(or, " || ")+")")
+			or = nil
+		}
+	}
+	if len(or) > 0 {
+		// A trailing [OR] joins nothing; mod_rewrite treats it as the end.
+		and = append(and, "("+strings.Join(or, " || ")+")")
+	}
+	return strings.Join(and, " && "), nil
+}
+
+// condExpr writes one RewriteCond as CEL: its test string as the request
+// field warden has, its pattern as an RE2 regex.
+func condExpr(c apCond) (string, error) {
+	if c.d == nil || c.test == "" {
+		return "", errors.New("malformed condition")
+	}
+	header := func(name string) string {
+		q := strconv.Quote(strings.ToLower(name))
+		return "(" + q + " in request.headers ? request.headers[" + q + "] : '')"
+	}
+	var subject string
+	switch t := strings.ToUpper(c.test); {
+	case t == "%{HTTP_REFERER}":
+		subject = header("referer")
+	case t == "%{HTTP_USER_AGENT}":
+		subject = header("user-agent")
+	case t == "%{HTTP_HOST}":
+		subject = "request.host"
+	case t == "%{QUERY_STRING}":
+		subject = "request.query"
+	case t == "%{REQUEST_URI}":
+		subject = "request.path"
+	case t == "%{REQUEST_METHOD}":
+		subject = "request.method"
+	case strings.HasPrefix(t, "%{HTTP:") && strings.HasSuffix(t, "}"):
+		subject = header(c.test[7 : len(c.test)-1])
+	default:
+		return "", errors.New("the test string " + c.test + " is not translated")
+	}
+	pat := c.pattern
+	if pat == "" || strings.ContainsAny(pat[:1], "<>=") || strings.HasPrefix(pat, "-") {
+		return "", errors.New("only regex conditions are translated")
+	}
+	if c.nocase {
+		pat = "(?i)" + pat
+	}
+	if _, err := regexp.Compile(pat); err != nil {
+		return "", errors.New("the regex is not valid in RE2 syntax: " + err.Error())
+	}
+	e := subject + ".matches(" + strconv.Quote(pat) + ")"
+	if c.negate {
+		e = "!" + e
+	}
+	return e, nil
 }

@@ -436,11 +436,16 @@ func MakeHtpasswd(t *testing.T, path string) {
 // import's notes) and on the safe side: warden refuses (4xx/5xx) where the
 // server served, or refuses with another status.
 type Divergence struct {
-	Path   string
-	Method string // "" for GET
-	Source string // "" for every source
-	Note   string
-	Why    string
+	Path string // "" for every path
+	// PathPrefix, when set, matches every path under it instead.
+	PathPrefix string
+	// Variant, when set, limits it to requests whose variant name (as the
+	// failure messages print it) contains this.
+	Variant string
+	Method  string // "" for GET
+	Source  string // "" for every source
+	Note    string
+	Why     string
 }
 
 // Request is one extra request a case sends, from every source.
@@ -497,7 +502,12 @@ func divergenceFor(list []Divergence, p probe) (Divergence, bool) {
 		if m == "" {
 			m = http.MethodGet
 		}
-		if d.Path == p.path && m == p.method && (d.Source == "" || d.Source == p.source) {
+		pathOK := d.Path == "" || d.Path == p.path
+		if d.PathPrefix != "" {
+			pathOK = strings.HasPrefix(p.path, d.PathPrefix)
+		}
+		if pathOK && m == p.method && (d.Source == "" || d.Source == p.source) &&
+			(d.Variant == "" || strings.Contains(p.v.name, d.Variant)) {
 			return d, true
 		}
 	}
@@ -609,7 +619,7 @@ func Run(t *testing.T, c Case, imp Importers, upstream string) Stats {
 		bad = append(bad, fmt.Sprintf("%s: server %d, warden %d", p, want[i], got[i]))
 	}
 	if len(bad) > 0 {
-		if len(bad) > 40 {
+		if len(bad) > 40 && os.Getenv("WARDEN_DIFF_ALL") == "" {
 			bad = append(bad[:40], fmt.Sprintf("... and %d more", len(bad)-40))
 		}
 		t.Errorf("%d of %d requests differ:\n%s\nimported config:\n%s\nnotes:\n%s", len(bad), len(probes), strings.Join(bad, "\n"), Numbered(res.YAML), notes)
@@ -736,4 +746,33 @@ func importCase(t *testing.T, c Case, imp Importers, dir, upstream string, port 
 		files = append(files, filepath.Join(dir, "dirs.conf"))
 	}
 	return imp.Htaccess(filepath.Join(dir, "www"), files...)
+}
+
+// DefaultsFiles, DefaultsSymlinks and DefaultsPaths probe what the servers
+// do by default: dotfiles and dot-folders (with .well-known), symlinks to
+// files and folders, encoded slashes, a slash after a file name.
+var (
+	DefaultsFiles    = []string{".env", ".git/config", ".well-known/acme-challenge/token", "sub/.hidden", ".htpasswd", "backup.sql", "x.conf~"}
+	DefaultsSymlinks = map[string]string{"link.txt": "a.txt", "linkdir": "sub", "outside": "{{DIR}}/users.htpasswd"}
+	DefaultsPaths    = []string{
+		"/.env", "/.git/config", "/.git/", "/.well-known/acme-challenge/token", "/sub/.hidden", "/.htpasswd", "/backup.sql", "/x.conf~",
+		"/link.txt", "/linkdir/a.txt", "/linkdir/", "/outside",
+		"/sub%2Fa.txt", "/sub%2fx.log", "/a.txt/", "/a.txt/x", "/index.html/", "/%2e%65nv",
+	}
+)
+
+// DefaultsDiverge are the announced divergences DefaultsPaths meet: warden
+// refuses dotfiles, %2F and symlinks out of the root, which the servers
+// serve by default.
+var DefaultsDiverge = []Divergence{
+	{Path: "/.env", Note: "serves dotfiles", Why: "dotfile"},
+	{Path: "/%2e%65nv", Note: "serves dotfiles", Why: "dotfile, encoded"},
+	{Path: "/.git/config", Note: "serves dotfiles", Why: "dot-folder"},
+	{Path: "/.git/", Note: "serves dotfiles", Why: "dot-folder"},
+	{Path: "/.htpasswd", Note: "serves dotfiles", Why: "dotfile"},
+	{Path: "/sub/.hidden", Note: "serves dotfiles", Why: "dotfile"},
+	{Path: "/outside", Note: "follows symlinks that lead out of the root", Why: "symlink out of the root"},
+	{Path: "/sub%2Fa.txt", Note: "decodes %2F in paths", Why: "encoded slash"},
+	{Path: "/sub%2fx.log", Note: "decodes %2F in paths", Why: "encoded slash"},
+	{Path: "/pub/", Method: "POST", Note: "answers methods other than GET and HEAD on a folder listing", Why: "POST on a listing"},
 }

@@ -51,6 +51,9 @@ func HashUsers(t *testing.T, path string) []HashUser {
 	sum := sha1.Sum(append([]byte("pw-ssha"), salt...))
 	lines = append(lines, "ssha:{SSHA}"+base64.StdEncoding.EncodeToString(append(sum[:], salt...)))
 	users = append(users, HashUser{Kind: "{SSHA}", User: "ssha", Password: "pw-ssha"})
+	// An entry no server reads: nobody signs in as it.
+	lines = append(lines, "garbage:$9$nonsense")
+	users = append(users, HashUser{Kind: "unreadable", User: "garbage", Password: "$9$nonsense"})
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)

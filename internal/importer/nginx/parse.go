@@ -232,7 +232,11 @@ func tokenizeNginx(path, src string) ([]ngxToken, error) {
 			if !closed {
 				return nil, fmt.Errorf("%s:%d: unterminated quoted string", path, start)
 			}
-			if i < len(src) && !strings.ContainsRune(" \t\r\n;{}", rune(src[i])) {
+			if i < len(src) && src[i] == ')' {
+				// ngx_conf_read_token lets ")" follow a quoted string
+				// (if ($x = "")) and drops it.
+				i++
+			} else if i < len(src) && !strings.ContainsRune(" \t\r\n;{}", rune(src[i])) {
 				return nil, fmt.Errorf("%s:%d: unexpected %q after quoted string", path, line, src[i])
 			}
 			toks = append(toks, ngxToken{text: b.String(), line: start})

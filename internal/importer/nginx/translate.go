@@ -41,27 +41,38 @@ type ngxAccess struct {
 // ngxSettings are the inheritable settings of one level (http, server,
 // location). nil or unset fields inherit from the enclosing level.
 type ngxSettings struct {
-	access      []ngxAccess
-	accessSet   bool
-	satisfyAny  *bool
-	authBasic   *ngxDirective // auth_basic "realm" | off
-	authFile    *ngxDirective
-	referers    []*ngxDirective // several valid_referers lines in one block add up
-	root        *ngxDirective
-	index       *ngxDirective
-	autoindex   *ngxDirective
-	proxyPass   *ngxDirective // not inherited
-	internal    *ngxDirective // not inherited
-	steps       []ngxStep     // rewrite-phase steps, not inherited
+	access     []ngxAccess
+	accessSet  bool
+	satisfyAny *bool
+	authBasic  *ngxDirective // auth_basic "realm" | off
+	authFile   *ngxDirective
+	referers   []*ngxDirective // several valid_referers lines in one block add up
+	root       *ngxDirective
+	index      *ngxDirective
+	autoindex  *ngxDirective
+	proxyPass  *ngxDirective // not inherited
+	// limitExcept is the location's limit_except block: its access
+	// settings (inheriting the location's) apply to the other methods.
+	limitExcept *ngxLimitExcept // not inherited
+	internal    *ngxDirective   // not inherited
+	steps       []ngxStep       // rewrite-phase steps, not inherited
 	serverNames []string
 }
 
 // ngxStep is a rewrite-phase refusal: an unconditional return, or a return
 // inside if ($invalid_referer).
+type ngxLimitExcept struct {
+	d       *ngxDirective
+	methods []string // upper case; GET implies HEAD
+	own     ngxSettings
+}
+
 type ngxStep struct {
 	referer bool
-	status  int
-	d       *ngxDirective // the return (or the if)
+	// expr is the CEL form of another if condition.
+	expr   string
+	status int
+	d      *ngxDirective // the return (or the if)
 }
 
 // inherit fills what s leaves unset from parent, as nginx merges location
@@ -272,7 +283,7 @@ func (t *ngxTranslator) translate(top []*ngxDirective) (*importer.Result, error)
 	importer.UniqueNames(out.Rules)
 	out.Handlers = t.handlers()
 	if t.htpasswd != nil {
-		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.confDir, t.realm, t.src(t.htpasswd))
+		h, notes := importer.HtpasswdFor(t.htpasswd.args[0], t.confDir, t.realm, t.src(t.htpasswd), importer.Nginx)
 		out.Htpasswd = h
 		t.notes = append(t.notes, notes...)
 	}
@@ -456,22 +467,135 @@ func (t *ngxTranslator) refusalStatus(d *ngxDirective) (int, bool) {
 	return code, true
 }
 
-// ifBlock translates if ($invalid_referer) { return CODE; }.
+// ifBlock translates if (CONDITION) { return CODE; }: $invalid_referer,
+// and comparisons of $http_* headers, $request_method and $uri with a
+// regex (~ ~* !~ !~*) or a string (= !=), as ngx_http_rewrite_module
+// evaluates them.
 func (t *ngxTranslator) ifBlock(d *ngxDirective, s *ngxSettings) {
-	cond := strings.TrimSpace(strings.Join(d.args, " "))
-	cond = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(cond, "("), ")"))
-	if cond != "$invalid_referer" {
-		t.note(d, importer.NotTranslated, "only if ($invalid_referer) is translated")
-		return
+	args := slices.Clone(d.args)
+	if len(args) > 0 && args[0] == "(" {
+		args = args[1:]
+	}
+	if len(args) > 0 && args[len(args)-1] == ")" {
+		args = args[:len(args)-1]
+	}
+	if len(args) > 0 {
+		args[0] = strings.TrimPrefix(args[0], "(")
+		// A quoted last value lost its ")" in the tokenizer already.
+		if last := d.args[len(d.args)-1]; len(args) > 1 && strings.HasSuffix(last, ")") {
+			args[len(args)-1] = strings.TrimSuffix(args[len(args)-1], ")")
+		} else if len(args) == 1 {
+			args[0] = strings.TrimSuffix(args[0], ")")
+		}
 	}
 	if len(d.block) != 1 || d.block[0].name != "return" {
-		t.note(d, importer.NotTranslated, "only a single return inside if ($invalid_referer) is translated")
+		for _, c := range d.block {
+			if c.name == "return" {
+				continue
+			}
+			t.note(c, importer.NotTranslated, "only a return inside if is translated")
+		}
+		if len(d.block) == 0 || d.block[len(d.block)-1].name != "return" {
+			t.note(d, importer.NotTranslated, "only if (...) { return CODE; } is translated")
+			return
+		}
+	}
+	ret := d.block[len(d.block)-1]
+	if len(args) == 1 && args[0] == "$invalid_referer" {
+		if st, ok := t.refusalStatus(ret); ok {
+			s.steps = append(s.steps, ngxStep{referer: true, status: st, d: d})
+		}
 		return
 	}
-	if st, ok := t.refusalStatus(d.block[0]); ok {
-		s.steps = append(s.steps, ngxStep{referer: true, status: st, d: d})
+	expr, why := ngxCondExpr(args)
+	if expr == "" {
+		t.note(d, importer.NotTranslated, why+"; the refusal is NOT applied")
+		return
+	}
+	if st, ok := t.refusalStatus(ret); ok {
+		s.steps = append(s.steps, ngxStep{expr: expr, status: st, d: d})
 	}
 }
+
+// ngxCondExpr writes an if condition as a CEL expression over the request
+// warden evaluates; "" and the reason when it cannot.
+func ngxCondExpr(args []string) (string, string) {
+	if len(args) != 3 {
+		return "", "only comparisons (VAR OP VALUE) and $invalid_referer are translated"
+	}
+	v, op, val := args[0], args[1], args[2]
+	var subject string
+	switch {
+	case v == "$request_method":
+		subject = "request.method"
+	case v == "$uri":
+		subject = "request.path"
+	case strings.HasPrefix(v, "$http_") && len(v) > 6:
+		name := strings.ToLower(strings.ReplaceAll(v[6:], "_", "-"))
+		// nginx's $http_NAME is empty when the header is absent.
+		subject = fmt.Sprintf("(%s in request.headers ? request.headers[%s] : '')", celString(name), celString(name))
+	default:
+		return "", "the variable " + v + " is not translated (only $http_*, $request_method, $uri)"
+	}
+	switch op {
+	case "=", "!=":
+		e := subject + " == " + celString(val)
+		if op == "!=" {
+			e = subject + " != " + celString(val)
+		}
+		return e, ""
+	case "~", "~*", "!~", "!~*":
+		re := val
+		if strings.Contains(op, "*") {
+			re = "(?i)" + re
+		}
+		if _, err := regexp.Compile(re); err != nil {
+			return "", "the regex is not valid in RE2 syntax: " + err.Error()
+		}
+		e := subject + ".matches(" + celString(re) + ")"
+		if strings.HasPrefix(op, "!") {
+			e = "!" + e
+		}
+		return e, ""
+	}
+	return "", "unknown operator " + op
+}
+
+// limitExcept reads limit_except METHOD... { allow/deny/auth_basic ... }.
+func (t *ngxTranslator) limitExcept(d *ngxDirective, l *ngxLocation) {
+	if len(d.args) == 0 {
+		t.note(d, importer.NotTranslated, "limit_except needs methods")
+		return
+	}
+	le := &ngxLimitExcept{d: d}
+	for _, m := range d.args {
+		m = strings.ToUpper(m)
+		le.methods = append(le.methods, m)
+		if m == "GET" && !slices.Contains(d.args, "HEAD") {
+			le.methods = append(le.methods, "HEAD") // "Allowing the GET method makes the HEAD method also allowed"
+		}
+	}
+	for _, c := range d.block {
+		switch c.name {
+		case "allow", "deny", "auth_basic", "auth_basic_user_file", "satisfy":
+			t.directive(c, &le.own, "limit_except")
+		default:
+			t.note(c, importer.NotTranslated, "only access directives inside limit_except are translated")
+		}
+	}
+	l.own.limitExcept = le
+}
+
+func quoteAll(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = celString(s)
+	}
+	return out
+}
+
+// celString quotes s as a CEL string literal (Go's quoting is a subset).
+func celString(s string) string { return strconv.Quote(s) }
 
 // utf8OK reports (and notes) a directive with bytes that are not UTF-8:
 // warden's paths and headers are UTF-8 text, so such a value never matches.
@@ -556,6 +680,8 @@ func (t *ngxTranslator) location(d *ngxDirective, parent *ngxLocation) {
 			l.own.internal = c
 		case "proxy_pass":
 			l.own.proxyPass = c
+		case "limit_except":
+			t.limitExcept(c, l)
 		case "location":
 			nested = append(nested, c)
 		default:
@@ -947,6 +1073,18 @@ func (t *ngxTranslator) regionRules(l *ngxLocation, pm *importer.PathMatch) []im
 		return rules
 	}
 	rules = append(rules, t.stepRules(base, pm, &l.eff, l.own.steps)...)
+	if le := l.own.limitExcept; le != nil {
+		eff := le.own.inherit(&l.eff)
+		expr := "!(request.method in [" + strings.Join(quoteAll(le.methods), ", ") + "])"
+		label := l.label() + ", " + le.d.text()
+		rs := t.accessRules(base+"-except", pm, &eff, label)
+		rs = append(rs, importer.Rule{Name: base + "-except-end", Path: pm, Action: "allow", Synthetic: true,
+			Comment: t.comment(le.d, "end of "+label+": the location's own access rules do not apply to these methods")})
+		for i := range rs {
+			rs[i].Expr = expr
+		}
+		rules = append(rules, rs...)
+	}
 	rules = append(rules, t.accessRules(base, pm, &l.eff, l.label())...)
 	rules = append(rules, importer.Rule{
 		Name: base + "-end", Path: pm, Action: "allow", Synthetic: true,
@@ -974,7 +1112,11 @@ func (t *ngxTranslator) stepRules(base string, pm *importer.PathMatch, eff *ngxS
 				r.Status = st.status
 			}
 		}
-		if st.referer {
+		if st.expr != "" {
+			r.Name = base + "-if"
+			r.Expr = st.expr
+			r.Comment = t.comment(st.d, st.d.text()+" { "+st.d.block[len(st.d.block)-1].text()+"; }")
+		} else if st.referer {
 			if len(eff.referers) == 0 {
 				t.note(st.d, importer.NotTranslated, "never applies: no valid_referers is in effect here, so $invalid_referer is empty")
 				continue
@@ -1166,6 +1308,7 @@ func (t *ngxTranslator) filesHandler(path string, s *ngxSettings, d *ngxDirectiv
 	}
 	h := importer.Handler{Path: path, Root: root, Listing: s.listing(),
 		Comment: t.comment(d, fmt.Sprintf("%s (line %d); nginx serves dotfiles, warden does not unless serve_dotfiles: true", s.root.text(), s.root.line))}
+	t.notes = append(t.notes, importer.DefaultsNotes(t.src(s.root), importer.Nginx)...)
 	idx := s.indexFiles()
 	if !slices.Equal(idx, []string{"index.html"}) {
 		h.Index = idx

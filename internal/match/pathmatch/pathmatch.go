@@ -35,7 +35,10 @@ type Pattern struct {
 	// servers serve as the same resource (see Spellings); rules that refuse
 	// set it, so that a refused file stays refused however it is asked for.
 	Spellings bool
-	re        *regexp.Regexp
+	// IndexNames are the index documents Spellings assumes a folder is
+	// served with (lower-case); nil means DefaultIndexNames.
+	IndexNames []string
+	re         *regexp.Regexp
 }
 
 // New compiles a pattern. Patterns other than regexes must start with "/".
@@ -154,7 +157,7 @@ func (p *Pattern) matchJoined(a, b string) bool {
 // indexing. It errs on the short side.
 func (p *Pattern) literalPrefix() string {
 	if p.Spellings {
-		return spellingsLiteral(p.baseLiteral())
+		return spellingsLiteral(p.baseLiteral(), p.indexNames())
 	}
 	return p.baseLiteral()
 }

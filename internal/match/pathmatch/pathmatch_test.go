@@ -154,3 +154,71 @@ func TestSpellingsDoNotAllocate(t *testing.T) {
 		t.Errorf("%.1f allocations", allocs)
 	}
 }
+
+func TestHasExtension(t *testing.T) {
+	exts := []string{"bak", "cgi"}
+	for _, c := range []struct {
+		path            string
+		plain, spelling bool
+	}{
+		{"/db.bak", true, true},
+		{"/db.bak/", false, true},
+		{"/db.bak//", false, true},
+		{"/db.bak;x", false, true},
+		{"/run.cgi/x/y", false, true},
+		{"/db.bak/x", false, false}, // a static file takes no PATH_INFO
+		{"/db.bak.txt", false, false},
+		{"/bak/", false, false},
+		{"/x.bak/y.bak", true, true},
+		{"/", false, false},
+	} {
+		if got := HasExtension(c.path, exts, false); got != c.plain {
+			t.Errorf("HasExtension(%q) = %v, want %v", c.path, got, c.plain)
+		}
+		if got := HasExtension(c.path, exts, true); got != c.spelling {
+			t.Errorf("HasExtension(%q, spellings) = %v, want %v", c.path, got, c.spelling)
+		}
+	}
+}
+
+// FuzzSpellingsIndex: whatever the pattern and the path, a pattern with
+// spellings that matches a path is offered by the index for that path
+// (else the rule would never be tried), and matching never panics.
+func FuzzSpellingsIndex(f *testing.F) {
+	for _, s := range [][3]string{
+		{"0", "/wp-login.php", "/wp-login.php/x"},
+		{"0", "/backup/index.html", "/backup/"},
+		{"0", "/index.php", "/"},
+		{"1", "/admin/", "/admin;x/y"},
+		{"2", "/**/.git/**", "/a/.git"},
+		{"2", "/a/*.php", "/a/b.php/c"},
+		{"3", "^/x/[0-9]+\\.cgi$", "/x/1.cgi/y"},
+		{"0", "/ind", "/"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, kind, value, path string) {
+		if len(kind) != 1 || kind[0] < '0' || kind[0] > '3' || len(path) == 0 || path[0] != '/' {
+			return
+		}
+		p, err := New(Kind(kind[0]-'0'), value, true)
+		if err != nil {
+			return
+		}
+		p.Spellings = true
+		lower := strings.ToLower(path)
+		if !p.Match(path, lower) {
+			return
+		}
+		var ix Index
+		ix.Add(0, &p)
+		var c Candidates
+		ix.Lookup(path, lower, &c)
+		if c.Overflow {
+			return
+		}
+		if c.Next() != 0 {
+			t.Fatalf("%s %q matches %q but the index does not offer it (literal %q)", p.Kind, value, path, p.literalPrefix())
+		}
+	})
+}

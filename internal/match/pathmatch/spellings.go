@@ -2,11 +2,19 @@ package pathmatch
 
 import "strings"
 
-// IndexNames are the file names servers answer a folder with: nginx and
-// Apache (index.html, DirectoryIndex), PHP applications (index.php), IIS
-// default documents (default.aspx, default.htm, default.asp, index.htm).
-// warden's own file server is configured with a subset (handle.index).
-var IndexNames = []string{"index.html", "index.htm", "index.php", "default.aspx", "default.htm", "default.asp"}
+// DefaultIndexNames are the file names servers answer a folder with: nginx
+// and Apache (index.html, DirectoryIndex), PHP applications (index.php),
+// IIS default documents (default.aspx, default.htm, default.asp,
+// index.htm). The policy adds the names its file handlers are configured
+// with (handle.index).
+var DefaultIndexNames = []string{"index.html", "index.htm", "index.php", "default.aspx", "default.htm", "default.asp"}
+
+func (p *Pattern) indexNames() []string {
+	if p.IndexNames != nil {
+		return p.IndexNames
+	}
+	return DefaultIndexNames
+}
 
 // scriptExtensions are the files servers run with a trailing PATH_INFO:
 // PHP-FPM with cgi.fix_pathinfo=1 (the default) and nginx's
@@ -67,13 +75,13 @@ func (p *Pattern) matchVariants(s string) bool {
 	last := s[strings.LastIndexByte(s, '/')+1:]
 	switch {
 	case last == "":
-		for _, name := range IndexNames {
+		for _, name := range p.indexNames() {
 			if p.matchConcat(s, name) {
 				return true
 			}
 		}
 	case !strings.Contains(last, "."):
-		for _, name := range IndexNames {
+		for _, name := range p.indexNames() {
 			if p.matchConcat(s, "/"+name) {
 				return true
 			}
@@ -88,7 +96,7 @@ func (p *Pattern) matchVariants(s string) bool {
 // /admin/ (and /admin).
 func (p *Pattern) matchIndexFolder(s string) bool {
 	last := s[strings.LastIndexByte(s, '/')+1:]
-	for _, name := range IndexNames {
+	for _, name := range p.indexNames() {
 		if last == name {
 			dir := s[:len(s)-len(name)]
 			return p.matchOne(dir) || len(dir) > 1 && p.matchOne(dir[:len(dir)-1])
@@ -137,7 +145,7 @@ func stripParams(s string) string {
 // can match still starts with it: a ";params" or an index name may change
 // the path after its first segment, so the literal stops there; a first
 // segment that is an index name can be reached from "/" itself.
-func spellingsLiteral(lit string) string {
+func spellingsLiteral(lit string, indexNames []string) string {
 	if len(lit) < 2 {
 		return lit
 	}
@@ -146,10 +154,57 @@ func spellingsLiteral(lit string) string {
 		end = i + 1
 	}
 	first := lit[:end]
-	for _, name := range IndexNames {
+	for _, name := range indexNames {
 		if strings.HasPrefix(name, strings.ToLower(first[1:])) {
 			return ""
 		}
 	}
 	return first
+}
+
+// HasExtension reports whether the file lowerPath names has one of exts
+// (lower-case, without the dot). With spellings, as for a rule that
+// refuses, the file is also the one a server serves for the path: the
+// last segment before a trailing slash (/db.bak/), the script before a
+// PATH_INFO (/shell.php/x), a segment without its ";params" (/db.bak;x).
+func HasExtension(lowerPath string, exts []string, spellings bool) bool {
+	if !spellings {
+		return hasExt(lastSegment(lowerPath), exts)
+	}
+	p := strings.TrimRight(lowerPath, "/")
+	if hasExt(withoutParams(lastSegment(p)), exts) {
+		return true
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' {
+			seg := withoutParams(lastSegment(p[:i]))
+			if hasScriptExtension("/"+seg) && hasExt(seg, exts) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+func withoutParams(seg string) string {
+	if i := strings.IndexByte(seg, ';'); i >= 0 {
+		return seg[:i]
+	}
+	return seg
+}
+
+func hasExt(seg string, exts []string) bool {
+	dot := strings.LastIndexByte(seg, '.')
+	if dot < 0 {
+		return false
+	}
+	ext := seg[dot+1:]
+	for _, e := range exts {
+		if e == ext {
+			return true
+		}
+	}
+	return false
 }

@@ -19,8 +19,13 @@ import (
 // baseline in the same run is BenchmarkRedisPing: one bare PING round trip,
 // the floor any Redis-backed decision stands on.
 
+// benchServer is the redis-server of the running benchmark, whose CPU time
+// report adds as "redis-cpu-ns/op".
+var benchServer *redistest.Server
+
 func benchStore(b *testing.B) *Store {
 	srv := redistest.Start(b)
+	benchServer = srv
 	s, err := New(Options{Addr: srv.Addr, Timeout: time.Second})
 	if err != nil {
 		b.Fatal(err)
@@ -41,7 +46,8 @@ func keys(n int) []string {
 	return k
 }
 
-func report(b *testing.B, s *Store, rt0 uint64, start time.Time) {
+func report(b *testing.B, s *Store, rt0 uint64, start time.Time, redisCPU0 time.Duration) {
+	b.ReportMetric(float64(benchServer.CPUTime()-redisCPU0)/float64(b.N), "redis-cpu-ns/op")
 	b.ReportMetric(float64(s.Stats().RoundTrips-rt0)/float64(b.N), "roundtrips/op")
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "decisions/s")
 	if st := s.Stats(); st.Fallbacks != 0 {
@@ -52,14 +58,16 @@ func report(b *testing.B, s *Store, rt0 uint64, start time.Time) {
 func BenchmarkRedisPing(b *testing.B) {
 	s := benchStore(b)
 	ctx := context.Background()
-	rt0, start := s.Stats().RoundTrips, time.Now()
+	rt0, start, rcpu0 := s.Stats().RoundTrips, time.Now(), benchServer.CPUTime()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		if err := s.client.Ping(ctx).Err(); err != nil {
 			b.Fatal(err)
 		}
 	}
-	report(b, s, rt0, start)
+	report(b, s, rt0, start, rcpu0)
+	reportCPU(b, cpu0)
 }
 
 func BenchmarkRedisAllow(b *testing.B) {
@@ -68,14 +76,16 @@ func BenchmarkRedisAllow(b *testing.B) {
 	lim := state.Limit{Rate: 100, Per: time.Minute, Burst: 20}
 	ctx := context.Background()
 	b.ReportAllocs()
-	rt0, start := s.Stats().RoundTrips, time.Now()
+	rt0, start, rcpu0 := s.Stats().RoundTrips, time.Now(), benchServer.CPUTime()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		if _, err := s.Allow(ctx, k[i&1023], lim, t0.Add(time.Duration(i)*time.Millisecond)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	report(b, s, rt0, start)
+	report(b, s, rt0, start, rcpu0)
+	reportCPU(b, cpu0)
 }
 
 // BenchmarkRedisAllowParallel: 16 concurrent callers (on 2 CPUs), the way a
@@ -86,8 +96,9 @@ func BenchmarkRedisAllowParallel(b *testing.B) {
 	lim := state.Limit{Rate: 100, Per: time.Minute, Burst: 20}
 	ctx := context.Background()
 	b.SetParallelism(8)
-	rt0, start := s.Stats().RoundTrips, time.Now()
+	rt0, start, rcpu0 := s.Stats().RoundTrips, time.Now(), benchServer.CPUTime()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
@@ -98,7 +109,8 @@ func BenchmarkRedisAllowParallel(b *testing.B) {
 			i++
 		}
 	})
-	report(b, s, rt0, start)
+	report(b, s, rt0, start, rcpu0)
+	reportCPU(b, cpu0)
 }
 
 // BenchmarkRedisApplyBanAndLimit is one request's whole state work: is the
@@ -110,8 +122,9 @@ func BenchmarkRedisApplyBanAndLimit(b *testing.B) {
 	ctx := context.Background()
 	ops := make([]state.Op, 3)
 	out := make([]state.Outcome, 3)
-	rt0, start := s.Stats().RoundTrips, time.Now()
+	rt0, start, rcpu0 := s.Stats().RoundTrips, time.Now(), benchServer.CPUTime()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		key := k[i&1023]
 		ops[0] = state.Op{Kind: state.OpBanned, Key: key}
@@ -121,7 +134,8 @@ func BenchmarkRedisApplyBanAndLimit(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	report(b, s, rt0, start)
+	report(b, s, rt0, start, rcpu0)
+	reportCPU(b, cpu0)
 }
 
 // BenchmarkHTTPPerIPLimit: requests through a real HTTP server on loopback
@@ -155,6 +169,7 @@ func BenchmarkHTTPPerIPLimit(b *testing.B) {
 		b.SetParallelism(4)
 		start := time.Now()
 		b.ResetTimer()
+		cpu0 := cpuTime()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				resp, err := c.Get(srv.URL + "/api/x")
@@ -171,6 +186,7 @@ func BenchmarkHTTPPerIPLimit(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+		reportCPU(b, cpu0)
 	}
 	b.Run("none", func(b *testing.B) { run(b, nil) })
 	b.Run("memory", func(b *testing.B) { run(b, state.NewMemory(state.MemoryOptions{})) })

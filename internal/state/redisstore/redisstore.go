@@ -255,8 +255,17 @@ func (s *Store) syncBans(now time.Time) {
 		return
 	}
 	defer s.syncing.Unlock()
-	bans, err := s.fallback.ListBans(context.Background(), now)
-	if err != nil || len(bans) == 0 {
+	all, err := s.fallback.ListBans(context.Background(), now)
+	if err != nil {
+		return
+	}
+	var bans []state.BanInfo
+	for _, b := range all {
+		if b.Reason != mirrored {
+			bans = append(bans, b)
+		}
+	}
+	if len(bans) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*s.timeout+time.Second)
@@ -455,6 +464,11 @@ func parse(op *state.Op, c redis.Cmder) (state.Outcome, error) {
 	return o, fmt.Errorf("state: unknown operation kind %d", op.Kind)
 }
 
+// mirrored is the reason of a ban the fallback holds only because Redis
+// showed it. Such bans are not copied back to Redis after an outage: one
+// lifted meanwhile through another replica would come back.
+const mirrored = "mirrored from redis"
+
 // mirror keeps the fallback's picture of bans current while Redis answers,
 // so the bans this replica has seen stay enforced through an outage.
 func (s *Store) mirror(ctx context.Context, ops []state.Op, out []state.Outcome, now time.Time) {
@@ -465,11 +479,11 @@ func (s *Store) mirror(ctx context.Context, ops []state.Op, out []state.Outcome,
 			if !out[i].Banned {
 				out[i].Until = time.Time{}
 			} else {
-				s.fallback.Ban(ctx, ops[i].Key, out[i].Until, "seen in redis", now)
+				s.fallback.Ban(ctx, ops[i].Key, out[i].Until, mirrored, now)
 			}
 		case state.OpStrike:
 			if out[i].Banned {
-				s.fallback.Ban(ctx, ops[i].Key, out[i].Until, ops[i].Policy.Name, now)
+				s.fallback.Ban(ctx, ops[i].Key, out[i].Until, mirrored, now)
 			}
 		}
 	}
@@ -561,10 +575,15 @@ func strikeCount(prev, cur uint32, start, now, w int64) float64 {
 
 // Ban implements state.Store.
 func (s *Store) Ban(ctx context.Context, key string, until time.Time, reason string, now time.Time) error {
-	s.fallback.Ban(ctx, key, until, reason, now)
 	_, err := withRedis(s, ctx, "ban", now, func(ctx context.Context) (bool, error) {
-		return true, banScript.Run(ctx, s.client, []string{s.banKey(key)}, micros(now), micros(until), reason, key, "set").Err()
-	}, func() (bool, error) { return true, nil })
+		if err := banScript.Run(ctx, s.client, []string{s.banKey(key)}, micros(now), micros(until), reason, key, "set").Err(); err != nil {
+			return false, err
+		}
+		return true, s.fallback.Ban(ctx, key, until, mirrored, now)
+	}, func() (bool, error) {
+		// Set while Redis is away: copied to Redis when it is back.
+		return true, s.fallback.Ban(ctx, key, until, reason, now)
+	})
 	return err
 }
 

@@ -427,7 +427,7 @@ func TestConcurrentOutageNoPileUp(t *testing.T) {
 			for i := 0; i < 200; i++ {
 				c := time.Now()
 				a.Allow(ctx, fmt.Sprintf("k%d", g), lim, t0.Add(time.Duration(i)*time.Millisecond))
-				if time.Since(c) > timeout/2 {
+				if time.Since(c) >= timeout*9/10 {
 					slow.Add(1)
 				}
 			}
@@ -435,8 +435,109 @@ func TestConcurrentOutageNoPileUp(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("3200 calls from 16 goroutines against a hung Redis: %s, %d waited", time.Since(start), slow.Load())
-	if slow.Load() > 16 {
-		t.Fatalf("%d calls waited for the timeout; at most the 16 first in flight may", slow.Load())
+	// Only the calls in flight when Redis hung (one per goroutine) should
+	// wait; twice that leaves room for a loaded scheduler. Without the
+	// breaker all 3200 would.
+	if slow.Load() > 32 {
+		t.Fatalf("%d calls waited for the timeout; about 16 (the first in flight) should", slow.Load())
+	}
+}
+
+// TestLiftedBanStaysLifted: A has seen a ban (and mirrored it locally); B
+// lifts it; then A goes through an outage and its recovery. The copy of
+// A's local bans to Redis must not bring the lifted ban back.
+func TestLiftedBanStaysLifted(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := replica(t, srv.Addr, Options{Timeout: 200 * time.Millisecond, Cooldown: time.Second})
+	b, _ := replica(t, srv.Addr, Options{Timeout: time.Second})
+	ctx := context.Background()
+	now := t0
+	for i := 0; i < 5; i++ {
+		a.Strike(ctx, "ip:192.0.2.80", bruteForce, now) // earned through A
+	}
+	if err := b.Ban(ctx, "ip:192.0.2.81", now.Add(time.Hour), "by hand", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, banned, _ := a.Banned(ctx, "ip:192.0.2.81", now); !banned {
+		t.Fatal("A does not see B's ban")
+	}
+	for _, k := range []string{"ip:192.0.2.80", "ip:192.0.2.81"} {
+		if was, err := b.Unban(ctx, k, now); err != nil || !was {
+			t.Fatalf("Unban %s through B: %v %v", k, was, err)
+		}
+	}
+	srv.Stop()
+	if _, _, err := a.Banned(ctx, "ip:192.0.2.1", now); !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("with Redis stopped: %v", err)
+	}
+	srv.Restart()
+	now = now.Add(2 * time.Second)
+	if _, _, err := a.Banned(ctx, "ip:192.0.2.1", now); err != nil {
+		t.Fatalf("after Redis returned: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // the copy runs in the background
+	for _, k := range []string{"ip:192.0.2.80", "ip:192.0.2.81"} {
+		if _, banned, _ := b.Banned(ctx, k, now); banned {
+			t.Fatalf("%s, lifted through B, came back after A's outage", k)
+		}
+	}
+}
+
+// TestPasswordFloodAcrossReplicas: 30 wrong passwords from one address in
+// half a second, fired concurrently through two replicas, while other
+// addresses strike once each. The scripts are atomic, so the flooder is
+// banned at exactly the 10th strike, then (counting afresh) the 20th and
+// 30th, each ban twice as long; nobody else is banned.
+func TestPasswordFloodAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := replica(t, srv.Addr, Options{Timeout: time.Second})
+	b, _ := replica(t, srv.Addr, Options{Timeout: time.Second})
+	ctx := context.Background()
+	pol := state.BanPolicy{Name: "brute-force", After: 10, Within: time.Minute, BanFor: 10 * time.Minute, Factor: 2, MaxBan: 24 * time.Hour}
+	flooder := "ip:203.0.113.66"
+	var bans atomic.Int64
+	var longest atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(2)
+		r := a
+		if i%2 == 1 {
+			r = b
+		}
+		now := t0.Add(time.Duration(i) * 16 * time.Millisecond)
+		go func() {
+			defer wg.Done()
+			banned, until, err := r.Strike(ctx, flooder, pol, now)
+			if err != nil {
+				t.Error(err)
+			}
+			if banned {
+				bans.Add(1)
+				for {
+					l := longest.Load()
+					if int64(until.Sub(now)) <= l || longest.CompareAndSwap(l, int64(until.Sub(now))) {
+						break
+					}
+				}
+			}
+		}()
+		go func(i int) {
+			defer wg.Done()
+			if banned, _, _ := r.Strike(ctx, fmt.Sprintf("ip:198.51.100.%d", i), pol, now); banned {
+				t.Errorf("a client with one wrong password was banned")
+			}
+		}(i)
+	}
+	wg.Wait()
+	if bans.Load() != 3 {
+		t.Fatalf("30 concurrent strikes with after: 10 gave %d bans, want 3", bans.Load())
+	}
+	bl, _ := b.ListBans(ctx, t0.Add(time.Second))
+	if len(bl) != 1 || bl[0].Key != flooder || bl[0].Level != 3 {
+		t.Fatalf("bans: %+v, want the flooder alone at level 3", bl)
+	}
+	if got := time.Duration(longest.Load()); got < 39*time.Minute || got > 40*time.Minute {
+		t.Fatalf("third ban lasts %s, want about 40m (10m, 20m, 40m)", got)
 	}
 }
 
