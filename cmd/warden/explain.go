@@ -48,6 +48,15 @@ func cmdExplain(args []string) int {
 		return 2
 	}
 	eng := engine.New(nil)
+	// The configured store, so that explain shows the real count of a
+	// shared (Redis) rate limit and whether the client is banned; explain
+	// only reads it.
+	if store, err := engine.OpenStore(rt.Config, nil); err != nil {
+		fmt.Fprintf(os.Stderr, "warden explain: %v (counts and bans not shown)\n", err)
+	} else if store != nil {
+		eng.SetStore(store)
+		defer store.Close()
+	}
 	eng.Swap(rt)
 	o := &engine.Outcome{Front: "explain"}
 	eng.Explain(&wire, o)

@@ -43,6 +43,15 @@ func (e *Engine) Store() state.Store {
 	return nil
 }
 
+// storeContext bounds a call to a shared store; a store in this process
+// needs no deadline (and a timer per request would be most of its cost).
+func storeContext(s state.Store) (context.Context, context.CancelFunc) {
+	if _, local := s.(*state.Memory); local {
+		return context.Background(), func() {}
+	}
+	return context.WithTimeout(context.Background(), storeTimeout)
+}
+
 func (e *Engine) storeFor(rt *Runtime) state.Store {
 	if s := e.Store(); s != nil {
 		return s
@@ -93,7 +102,7 @@ func (e *Engine) checkBans(rt *Runtime, o *Outcome) bool {
 	for range ops {
 		out = append(out, state.Outcome{})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := storeContext(store)
 	err := store.Apply(ctx, ops, out, o.Now)
 	cancel()
 	if _, refuse := failMode(rt).Resolve(err); refuse != nil {
@@ -142,7 +151,7 @@ func (e *Engine) chargeRateLimits(rt *Runtime, o *Outcome) {
 		ops = append(ops, state.Op{Kind: kind, Key: state.RuleKey(l.Rule, l.Key.Key(in)), Limit: l.Limit})
 		out = append(out, state.Outcome{})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := storeContext(store)
 	err := store.Apply(ctx, ops, out, o.Now)
 	cancel()
 	if err != nil {
@@ -175,9 +184,10 @@ func (e *Engine) chargeRateLimits(rt *Runtime, o *Outcome) {
 // code, and logs the ban it earns.
 func (e *Engine) strike(o *Outcome) {
 	rt := o.Runtime
-	if rt == nil || !o.HasRequest || o.SkipEffects || o.PeekOnly || !o.Refused() || o.Stage == StageBan {
+	if o.struck || rt == nil || !o.HasRequest || o.SkipEffects || o.PeekOnly || !o.Refused() || o.Stage == StageBan {
 		return
 	}
+	o.struck = true
 	bans := rt.Policy.Bans()
 	for i := range bans {
 		b := &bans[i]
@@ -185,8 +195,9 @@ func (e *Engine) strike(o *Outcome) {
 			continue
 		}
 		key := banKey(b, o)
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		banned, until, err := e.storeFor(rt).Strike(ctx, key, b.Policy, o.Now)
+		store := e.storeFor(rt)
+		ctx, cancel := storeContext(store)
+		banned, until, err := store.Strike(ctx, key, b.Policy, o.Now)
 		cancel()
 		if err != nil && !errors.Is(err, state.ErrUnavailable) {
 			e.log.Warn("counting a strike failed", "ban", b.Policy.Name, "key", key, "error", err.Error())

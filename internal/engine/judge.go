@@ -123,6 +123,8 @@ type Outcome struct {
 	Caller *identity.Principal
 	// Dropped are header names removed before any rule ran.
 	Dropped []string
+	// struck: the outcome was counted towards the ban policies.
+	struck bool
 	// refusedHeader is the header the request was refused for, which its
 	// record keeps so that replay judges the same request.
 	refusedHeader string
@@ -387,6 +389,9 @@ func (o *Outcome) Response() refusal.Response {
 // Respond renders the refusal to w (the outcome's record is written
 // separately, by Log, once the outcome is final).
 func (e *Engine) Respond(w http.ResponseWriter, o *Outcome) {
+	// The strike is counted before the client hears the refusal, so that
+	// its next request already meets the ban it earned.
+	e.strike(o)
 	res := o.Response()
 	o.Status, o.Bytes = res.Status, int64(len(res.Body))
 	res.WriteTo(w)

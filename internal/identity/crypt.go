@@ -491,3 +491,21 @@ func desCrypt(password, salt string) string {
 	}
 	return out.String()
 }
+
+// ClassifyHash names the scheme of a user-file hash and says whether warden
+// accepts it without allow_weak_hashes; err is set when no server could
+// read it (unknown scheme or malformed), so that tools such as warden
+// import can tell which users would be left out.
+func ClassifyHash(hash string) (scheme string, strong bool, err error) {
+	scheme = hashScheme(hash)
+	switch scheme {
+	case schemeUnknown:
+		return scheme, false, errors.New("not a hash nginx or Apache reads")
+	case schemeBcrypt:
+		if len(hash) != 60 {
+			return scheme, true, errors.New("malformed bcrypt hash")
+		}
+		return scheme, true, nil
+	}
+	return scheme, strongScheme(scheme), checkHashSyntax(scheme, hash)
+}

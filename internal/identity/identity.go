@@ -88,11 +88,20 @@ func (c Chain) Authenticate(r *canonical.Request, now time.Time) Result {
 }
 
 // Challenges joins the WWW-Authenticate values of the chain, so a 401 tells
-// the client every scheme that would be accepted.
-func (c Chain) Challenges(failed Authenticator) []string {
+// the client every scheme that would be accepted. failed is the
+// authenticator that refused the credentials; bearerGiven says they came as
+// a token ("Authorization: Bearer" with a JWT's three segments), whose
+// challenge then carries error="invalid_token" (RFC 6750 section 3.1)
+// whichever authenticator read it: a token too broken to be recognised as
+// a JWT is refused by the API-key authenticator.
+func (c Chain) Challenges(failed Authenticator, bearerGiven bool) []string {
 	out := make([]string, 0, len(c))
 	for _, a := range c {
-		if ch := a.Challenge(a == failed); ch != "" {
+		invalid := a == failed
+		if _, isJWT := a.(*JWT); isJWT && failed != nil && bearerGiven {
+			invalid = true
+		}
+		if ch := a.Challenge(invalid); ch != "" {
 			out = append(out, ch)
 		}
 	}

