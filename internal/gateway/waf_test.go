@@ -701,3 +701,37 @@ func TestWAFResponseInspectionKeepsRequestIDOnUpstreamErrors(t *testing.T) {
 		t.Errorf("no upstream_error decision logged under request id %q", r.id)
 	}
 }
+
+// TestWAFJudgesTheTargetAsSent (issue 10): warden merges "//" before its
+// rules and forwards the canonical path, but the WAF judges the target as
+// the client sent it too, so at paranoia 2 the URL hidden in
+// /get/https://evil.example/ is refused by 931131, as Coraza's own
+// middleware refuses it, with one decision record. Route tuning still keys
+// on the canonical path: //proxy//... is the tuned /proxy/ route.
+func TestWAFJudgesTheTargetAsSent(t *testing.T) {
+	_, upURL := startWAFUpstream(t)
+	base, log := startWAFGateway(t, `
+handle:
+  - path: /
+    upstream: "{{UPSTREAM}}"
+waf:
+  mode: block
+  paranoia_level: 2
+  routes:
+    - { path: /proxy/, remove_rule_ids: [931131] }
+`, upURL)
+	c := newWAFClient(t, base)
+	for _, target := range []string{"/get/https://evil.example/", "/get/ftp://evil.example/shell.txt", "/get/file:///etc/passwd"} {
+		r := c.get(target)
+		wafWantRefused(t, r, http.StatusForbidden, "waf_blocked")
+		wr, ok := log.find(r.id, "waf")
+		if !ok || !slices.Contains(wr.list("rule_ids"), "931131") {
+			t.Errorf("%s: waf record %v, want 931131", target, wr)
+		}
+		if n := len(log.forRequest(r.id)); n != 1 {
+			t.Errorf("%s: %d records for the request, want one decision record", target, n)
+		}
+	}
+	wafWantServed(t, c.get("//proxy//https://partner.example/feed"))
+	wafWantServed(t, c.get("/static//css/site.css"))
+}
