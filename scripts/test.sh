@@ -47,6 +47,8 @@ if [ -n "$unformatted" ]; then
 fi
 
 go test -count=1 -timeout 15m ./...
+# The zero-allocation benchmarks (issue 17), briefly, so they cannot rot.
+go test -run '^$' -bench 'Zero' -benchtime 100x ./internal/engine/ ./internal/gateway/ ./internal/refusal/
 
 if [ "$long" = 1 ]; then
   # Each fuzz target runs for a bounded time; a crasher is saved under

@@ -20,6 +20,7 @@ import (
 	"github.com/warden-gateway/warden/internal/demo"
 	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/obs"
 )
 
 func cmdServe(args []string) int {
@@ -29,7 +30,7 @@ func cmdServe(args []string) int {
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	logger := slog.New(slog.NewJSONHandler(obs.NewLogWriter(os.Stderr, 0), nil)) // buffered: a flood is never slowed by its own log
 	srv := gateway.NewServer(logger)
 
 	var d *demo.Demo

@@ -392,6 +392,12 @@ func (e *Engine) Respond(w http.ResponseWriter, o *Outcome) {
 	// The strike is counted before the client hears the refusal, so that
 	// its next request already meets the ban it earned.
 	e.strike(o)
+	if len(o.Header) == 0 && !o.CloseConn && o.Wire != nil && o.Runtime != nil {
+		// The common refusal: rendered once per kind, the id spliced in.
+		status, n := refusal.WriteCached(w, &o.Decision, refusal.NegotiateHeader(o.Wire.Header), o.Wire.Method == http.MethodHead, o.ID, o.Runtime.Refusals)
+		o.Status, o.Bytes = status, int64(n)
+		return
+	}
 	res := o.Response()
 	o.Status, o.Bytes = res.Status, int64(len(res.Body))
 	res.WriteTo(w)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/decision"
@@ -89,8 +90,17 @@ var _ proxy.ErrorFunc = (*Server)(nil).UpstreamError
 // refusal or failure replaces an allow). Any panic becomes a 500 refusal,
 // never an allow.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	o := &engine.Outcome{Front: "gateway"}
-	wire := engine.FromHTTP(r)
+	if h := s.VerifyEndpoint(r); h != nil {
+		// The answer to a challenge: served before any rule (and logged by
+		// nothing here: it decides nothing).
+		h.ServeHTTP(w, r)
+		return
+	}
+	st := states.Get().(*requestState)
+	o := &st.o
+	*o = engine.Outcome{Front: "gateway"}
+	st.wire = engine.FromHTTP(r)
+	wire := &st.wire
 	if r.ProtoMajor == 1 {
 		wire.Framing = framingVerdict(r)
 	}
@@ -103,17 +113,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			d.Detail = fmt.Sprintf("panic: %v\n%s", v, debug.Stack())
 			o.Replace(o.Stage, d)
 			if o.Wire == nil {
-				o.Wire = &wire
+				o.Wire = wire
 			}
 			s.Respond(w, o)
 		}
 		s.Log(o)
+		st.release()
 	}()
-	if h := s.VerifyEndpoint(r); h != nil {
-		h.ServeHTTP(w, r)
-		return
-	}
-	s.Judge(&wire, o)
+	s.Judge(wire, o)
 	w.Header().Set("X-Request-Id", o.ID)
 	if o.Refused() {
 		if !s.ServeChallenge(w, r, o) {
@@ -121,7 +128,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.serve(&recorder{ResponseWriter: w, o: o}, r, o)
+	st.rec = recorder{ResponseWriter: w, o: o}
+	s.serve(&st.rec, r, o)
+}
+
+// requestState is what ServeHTTP needs per request, recycled: the outcome
+// is large and, with the wire and the recorder, would otherwise be three
+// allocations on every request. Nothing keeps them after ServeHTTP returns:
+// observers must not keep the outcome, and the decision log's handler
+// formats the record before Log returns.
+type requestState struct {
+	o    engine.Outcome
+	wire engine.Wire
+	rec  recorder
+}
+
+var states = sync.Pool{New: func() any { return new(requestState) }}
+
+// release clears what points into this request (so the pool keeps no
+// bodies, headers or callers alive) and recycles the state.
+func (st *requestState) release() {
+	st.o = engine.Outcome{}
+	st.wire = engine.Wire{}
+	st.rec = recorder{}
+	states.Put(st)
 }
 
 // serve hands an allowed request to its handler.

@@ -58,6 +58,14 @@ func Negotiate(r *http.Request) Format { return NegotiateHeader(r.Header) }
 // NegotiateHeader is Negotiate from the request's headers alone, for front
 // ends that have no *http.Request (a decision service).
 func NegotiateHeader(header http.Header) Format {
+	if f, ok := negotiateQuick(header); ok {
+		return f
+	}
+	return negotiateFull(header)
+}
+
+// negotiateFull parses any Accept (q-values, parameters) with mime.
+func negotiateFull(header http.Header) Format {
 	accept := header.Get("Accept")
 	best, bestQ := -1, 0.0
 	for _, part := range strings.Split(accept, ",") {
