@@ -49,6 +49,8 @@ type Config struct {
 	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
 	ExtAuthz    *ExtAuthz    `yaml:"ext_authz"`
 	Admin       *Admin       `yaml:"admin"`
+	// TLS makes listen speak HTTPS (see tls.go).
+	TLS *TLS `yaml:"tls"`
 	// Incomplete lists the sections ParsePartial found unknown keys in;
 	// compile errors about those sections (a missing action, say) follow
 	// from the typo and are not reported again.
@@ -165,6 +167,8 @@ type Identity struct {
 	JWT      *JWT      `yaml:"jwt"`
 	Htpasswd *Htpasswd `yaml:"htpasswd"`
 	Headers  *Headers  `yaml:"headers"`
+	// ClientCert is a TLS client certificate (see tls.go).
+	ClientCert *ClientCert `yaml:"client_cert"`
 }
 
 // APIKeys holds hashed keys.
