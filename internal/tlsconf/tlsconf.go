@@ -52,14 +52,15 @@ type Options struct {
 
 // Manager holds the TLS configuration in service.
 type Manager struct {
-	cfg      *tls.Config
-	files    *fileCerts
-	acme     *acmeManager
-	hsts     string
-	interval time.Duration
-	log      *slog.Logger
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
+	cfg       *tls.Config
+	files     *fileCerts
+	acme      *acmeManager
+	hsts      string
+	interval  time.Duration
+	log       *slog.Logger
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // New validates the tls section and loads its certificates. Errors carry
@@ -235,13 +236,15 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // Close stops the background work.
 func (m *Manager) Close() {
-	if m.stop != nil {
-		m.stop()
-	}
-	m.wg.Wait()
-	if m.acme != nil {
-		m.acme.close()
-	}
+	m.closeOnce.Do(func() {
+		if m.stop != nil {
+			m.stop()
+		}
+		m.wg.Wait()
+		if m.acme != nil {
+			m.acme.close()
+		}
+	})
 }
 
 func (m *Manager) watch(ctx context.Context) {
