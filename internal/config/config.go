@@ -158,6 +158,9 @@ type Require struct {
 	RolesAll      []Scalar `yaml:"roles_all"`
 	ScopesAny     []Scalar `yaml:"scopes_any"`
 	ScopesAll     []Scalar `yaml:"scopes_all"`
+	// ClientCert requires the caller to be identified by a valid TLS
+	// client certificate (identity.client_cert).
+	ClientCert bool `yaml:"client_cert"`
 }
 
 // Identity configures authenticators, tried in the order: api_keys, jwt,

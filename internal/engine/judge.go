@@ -196,6 +196,7 @@ func (e *Engine) Judge(w *Wire, o *Outcome) {
 		return
 	}
 	o.HasRequest = true
+	req.ClientCerts = w.ClientCerts
 	o.Dropped = append(o.Dropped, req.StrippedHeaders...)
 	if e.afterCanonical(rt, w, o) || e.checkBans(rt, o) {
 		return

@@ -293,12 +293,18 @@ type requirement struct {
 	rolesAll      []string
 	scopesAny     []string
 	scopesAll     []string
+	clientCert    bool
 }
 
 // check decides the 401/403 line: no credentials → 401 unauthenticated; bad
 // credentials → 401 invalid_credentials; a known caller without the right
 // role or scope → 403 role_required, since signing in again will not help.
 func (q *requirement) check(ctx *evalCtx, r *rule) (decision.Decision, bool) {
+	if q.clientCert {
+		if d, refused := noClientCert(ctx, r); refused {
+			return d, true
+		}
+	}
 	if d, refused := unknownCaller(ctx, r); refused {
 		return d, true
 	}
@@ -366,6 +372,25 @@ func unknownCaller(ctx *evalCtx, r *rule) (decision.Decision, bool) {
 		d := refusal(r, decision.Unauthenticated, "sign in to access this resource")
 		d.WWWAuthenticate = strings.Join(chain.Challenges(nil), ", ")
 		return d, true
+	}
+	return decision.Decision{}, false
+}
+
+// noClientCert refuses a caller a rule wants identified by a TLS client
+// certificate when there is none, or it is not accepted; the reason says
+// which.
+func noClientCert(ctx *evalCtx, r *rule) (decision.Decision, bool) {
+	res := ctx.identity()
+	var ce *identity.CertError
+	switch {
+	case len(ctx.req.ClientCerts) == 0:
+		return refusal(r, decision.ClientCertificateRequired, "no client certificate was presented"), true
+	case errors.As(res.Err, &ce):
+		d := refusal(r, decision.ClientCertificateRequired, ce.Reason)
+		d.Detail = ce.Error()
+		return d, true
+	case res.Principal == nil || res.Principal.Method != identity.MethodClientCert:
+		return refusal(r, decision.ClientCertificateRequired, "the client certificate was not accepted"), true
 	}
 	return decision.Decision{}, false
 }
