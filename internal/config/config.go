@@ -236,9 +236,13 @@ type Geo struct {
 
 // Handler serves requests under a path prefix, from an upstream or a folder.
 type Handler struct {
-	Pos      Pos
-	Path     Scalar `yaml:"path"`
-	Upstream Scalar `yaml:"upstream"`
+	Pos Pos
+	// Host limits the handler to these host names (exact, or
+	// *.example.com for one label): one warden serves several sites. When
+	// every handler has a host, a request for any other host is refused.
+	Host     []Scalar `yaml:"host"`
+	Path     Scalar   `yaml:"path"`
+	Upstream Scalar   `yaml:"upstream"`
 	// PreserveHost sends the client's Host header upstream.
 	PreserveHost bool     `yaml:"preserve_host"`
 	Timeout      Duration `yaml:"timeout"`

@@ -68,6 +68,11 @@ const (
 	// issued by a CA not configured. 403: there is no HTTP authentication
 	// scheme for it to name in WWW-Authenticate, so 401 would mislead.
 	ClientCertificateRequired ReasonCode = "client_certificate_required"
+	// MisdirectedRequest: the Host is not a site this warden serves, or
+	// not the one the TLS connection was opened for (SNI). 421 (RFC 9110
+	// 15.5.20) tells a client that reused a connection for another name
+	// (HTTP/2 coalescing, RFC 9113 9.1.1) to retry on a new one.
+	MisdirectedRequest ReasonCode = "misdirected_request"
 )
 
 var codeStatus = map[ReasonCode]int{
@@ -96,6 +101,7 @@ var codeStatus = map[ReasonCode]int{
 	UpstreamTimeout:           http.StatusGatewayTimeout,
 	InternalError:             http.StatusInternalServerError,
 	ClientCertificateRequired: http.StatusForbidden,
+	MisdirectedRequest:        http.StatusMisdirectedRequest,
 }
 
 // Known reports whether c is one of the stable codes.

@@ -30,6 +30,8 @@ type Wire struct {
 	// first (tls.ConnectionState.PeerCertificates; the handshake asks for
 	// them without verifying, see tlsconf.Options.RequestClientCert).
 	ClientCerts []*x509.Certificate
+	// ServerName is the name the TLS client asked for (SNI), "" when none.
+	ServerName string
 	// Body is nil when the front end has none (forward-auth); then the WAF
 	// judges the rest of the request. ContentLength is -1 when unknown.
 	Body          io.ReadCloser
@@ -54,6 +56,7 @@ func FromHTTP(r *http.Request) Wire {
 	}
 	if r.TLS != nil {
 		w.ClientCerts = r.TLS.PeerCertificates
+		w.ServerName = r.TLS.ServerName
 	}
 	return w
 }
