@@ -22,7 +22,7 @@ import (
 // serveTLS serves h over HTTPS with the tls section yaml (under a policy
 // file in dir) on a real loopback listener, the way `warden serve` does,
 // and returns the address.
-func serveTLS(t *testing.T, dir, section string, h http.Handler) (*tlsconf.Manager, string) {
+func serveTLS(t testing.TB, dir, section string, h http.Handler) (*tlsconf.Manager, string) {
 	t.Helper()
 	cfg, err := config.Parse(filepath.Join(dir, "w.yaml"), []byte(section))
 	if err != nil {
