@@ -92,8 +92,14 @@ func cmdServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
 		return 1
 	}
-	ln = gateway.WrapListener(ln, &rt.Config.Limits)
-	base := "http://" + ln.Addr().String()
+	front, err := openFrontDoor(rt.Config, hs, ln, logger)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintf(os.Stderr, "warden: %v\n", err)
+		return 1
+	}
+	defer front.Close()
+	base := front.Scheme + "://" + ln.Addr().String()
 	if d != nil {
 		printDemo(base, d)
 	} else {
@@ -128,7 +134,7 @@ func cmdServe(args []string) int {
 		}
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- front.Serve() }()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {

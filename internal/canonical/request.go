@@ -4,6 +4,7 @@
 package canonical
 
 import (
+	"crypto/x509"
 	"net/http"
 	"net/netip"
 )
@@ -38,6 +39,10 @@ type Request struct {
 	// Proving one takes DNS lookups, so it is the one fact not made here:
 	// the engine fills it in before the rules run, when a rule asks.
 	VerifiedBot string
+	// ClientCerts are the certificates the TLS client presented, leaf
+	// first, as sent: not verified (identity.ClientCert verifies them
+	// against the configured CAs, with the request's time).
+	ClientCerts []*x509.Certificate
 	// StrippedHeaders names, sorted, the override headers (see
 	// CheckOverrideHeaders) that were deleted from Header because this peer
 	// may not set them; the decision log lists them.

@@ -52,6 +52,8 @@ type Config struct {
 	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
 	ExtAuthz    *ExtAuthz    `yaml:"ext_authz"`
 	Admin       *Admin       `yaml:"admin"`
+	// TLS makes listen speak HTTPS (see tls.go).
+	TLS *TLS `yaml:"tls"`
 	// Incomplete lists the sections ParsePartial found unknown keys in;
 	// compile errors about those sections (a missing action, say) follow
 	// from the typo and are not reported again.
@@ -162,6 +164,9 @@ type Require struct {
 	RolesAll      []Scalar `yaml:"roles_all"`
 	ScopesAny     []Scalar `yaml:"scopes_any"`
 	ScopesAll     []Scalar `yaml:"scopes_all"`
+	// ClientCert requires the caller to be identified by a valid TLS
+	// client certificate (identity.client_cert).
+	ClientCert bool `yaml:"client_cert"`
 }
 
 // Identity configures authenticators, tried in the order: api_keys, jwt,
@@ -171,6 +176,8 @@ type Identity struct {
 	JWT      *JWT      `yaml:"jwt"`
 	Htpasswd *Htpasswd `yaml:"htpasswd"`
 	Headers  *Headers  `yaml:"headers"`
+	// ClientCert is a TLS client certificate (see tls.go).
+	ClientCert *ClientCert `yaml:"client_cert"`
 }
 
 // APIKeys holds hashed keys.
@@ -238,9 +245,13 @@ type Geo struct {
 
 // Handler serves requests under a path prefix, from an upstream or a folder.
 type Handler struct {
-	Pos      Pos
-	Path     Scalar `yaml:"path"`
-	Upstream Scalar `yaml:"upstream"`
+	Pos Pos
+	// Host limits the handler to these host names (exact, or
+	// *.example.com for one label): one warden serves several sites. When
+	// every handler has a host, a request for any other host is refused.
+	Host     []Scalar `yaml:"host"`
+	Path     Scalar   `yaml:"path"`
+	Upstream Scalar   `yaml:"upstream"`
 	// PreserveHost sends the client's Host header upstream.
 	PreserveHost bool     `yaml:"preserve_host"`
 	Timeout      Duration `yaml:"timeout"`

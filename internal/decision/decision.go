@@ -63,33 +63,45 @@ const (
 	UpstreamError            ReasonCode = "upstream_error"
 	UpstreamTimeout          ReasonCode = "upstream_timeout"
 	InternalError            ReasonCode = "internal_error"
+	// ClientCertificateRequired: a rule needs a valid TLS client
+	// certificate and the request has none, or one that is expired or
+	// issued by a CA not configured. 403: there is no HTTP authentication
+	// scheme for it to name in WWW-Authenticate, so 401 would mislead.
+	ClientCertificateRequired ReasonCode = "client_certificate_required"
+	// MisdirectedRequest: the Host is not a site this warden serves, or
+	// not the one the TLS connection was opened for (SNI). 421 (RFC 9110
+	// 15.5.20) tells a client that reused a connection for another name
+	// (HTTP/2 coalescing, RFC 9113 9.1.1) to retry on a new one.
+	MisdirectedRequest ReasonCode = "misdirected_request"
 )
 
 var codeStatus = map[ReasonCode]int{
-	Unauthenticated:          http.StatusUnauthorized,
-	InvalidCredentials:       http.StatusUnauthorized,
-	RoleRequired:             http.StatusForbidden,
-	IPBlocked:                http.StatusForbidden,
-	IPNotAllowed:             http.StatusForbidden,
-	CountryBlocked:           http.StatusForbidden,
-	ASNBlocked:               http.StatusForbidden,
-	UserAgentBlocked:         http.StatusForbidden,
-	HotlinkBlocked:           http.StatusForbidden,
-	PathForbidden:            http.StatusForbidden,
-	PolicyDenied:             http.StatusForbidden,
-	DirectoryListingDisabled: http.StatusForbidden,
-	FileNotReadable:          http.StatusForbidden,
-	WAFBlocked:               http.StatusForbidden,
-	ChallengeRequired:        http.StatusForbidden,
-	ChallengeFailed:          http.StatusForbidden,
-	Banned:                   http.StatusForbidden,
-	RateLimited:              http.StatusTooManyRequests,
-	NotFound:                 http.StatusNotFound,
-	BadRequest:               http.StatusBadRequest,
-	Unavailable:              http.StatusServiceUnavailable,
-	UpstreamError:            http.StatusBadGateway,
-	UpstreamTimeout:          http.StatusGatewayTimeout,
-	InternalError:            http.StatusInternalServerError,
+	Unauthenticated:           http.StatusUnauthorized,
+	InvalidCredentials:        http.StatusUnauthorized,
+	RoleRequired:              http.StatusForbidden,
+	IPBlocked:                 http.StatusForbidden,
+	IPNotAllowed:              http.StatusForbidden,
+	CountryBlocked:            http.StatusForbidden,
+	ASNBlocked:                http.StatusForbidden,
+	UserAgentBlocked:          http.StatusForbidden,
+	HotlinkBlocked:            http.StatusForbidden,
+	PathForbidden:             http.StatusForbidden,
+	PolicyDenied:              http.StatusForbidden,
+	DirectoryListingDisabled:  http.StatusForbidden,
+	FileNotReadable:           http.StatusForbidden,
+	WAFBlocked:                http.StatusForbidden,
+	ChallengeRequired:         http.StatusForbidden,
+	ChallengeFailed:           http.StatusForbidden,
+	Banned:                    http.StatusForbidden,
+	RateLimited:               http.StatusTooManyRequests,
+	NotFound:                  http.StatusNotFound,
+	BadRequest:                http.StatusBadRequest,
+	Unavailable:               http.StatusServiceUnavailable,
+	UpstreamError:             http.StatusBadGateway,
+	UpstreamTimeout:           http.StatusGatewayTimeout,
+	InternalError:             http.StatusInternalServerError,
+	ClientCertificateRequired: http.StatusForbidden,
+	MisdirectedRequest:        http.StatusMisdirectedRequest,
 }
 
 // Known reports whether c is one of the stable codes.

@@ -203,6 +203,7 @@ func (e *Engine) Judge(w *Wire, o *Outcome) {
 		return
 	}
 	o.HasRequest = true
+	req.ClientCerts = w.ClientCerts
 	o.Dropped = append(o.Dropped, req.StrippedHeaders...)
 	if e.afterCanonical(rt, w, o) || e.checkBans(rt, o) {
 		return
@@ -270,6 +271,9 @@ func (e *Engine) preRule(rt *Runtime, w *Wire, o *Outcome) bool {
 // afterCanonical holds the checks that need to know whether the peer is a
 // trusted proxy. It reports whether it refused.
 func (e *Engine) afterCanonical(rt *Runtime, w *Wire, o *Outcome) bool {
+	if misdirected(rt, w, o) {
+		return true
+	}
 	if !o.Request.PeerTrusted {
 		// Identity headers are believed only from trusted proxies; never
 		// pass a client's own copy on to the upstream either.
@@ -310,6 +314,27 @@ func (e *Engine) identifyBot(rt *Runtime, w *Wire, o *Outcome) {
 	if o.Bot.Verified() {
 		o.Request.VerifiedBot = o.Bot.Kind.String() + ":" + o.Bot.Name
 	}
+}
+
+// misdirected refuses, before any rule, a request for a host no handler
+// serves (when every handler names its hosts), and, on warden's own TLS,
+// one whose Host is not the name the connection was opened for: the
+// certificate and the client-certificate policy were chosen for that name,
+// and serving another site's content on it is domain fronting.
+func misdirected(rt *Runtime, w *Wire, o *Outcome) bool {
+	host := o.Request.Host
+	if rt.Config.TLS != nil && w.ServerName != "" && !strings.EqualFold(strings.TrimSuffix(w.ServerName, "."), host) {
+		o.refuse(StagePreRule, decision.Refuse(decision.MisdirectedRequest, "this connection is for "+strings.ToLower(w.ServerName)+", not "+host))
+		return true
+	}
+	if rt.OnlyNamedHosts && !rt.ServesHost(host) {
+		if host == "" {
+			host = "(none)"
+		}
+		o.refuse(StagePreRule, decision.Refuse(decision.MisdirectedRequest, "this server does not serve the host "+host))
+		return true
+	}
+	return false
 }
 
 // inspect runs the WAF on an allowed request. The WAF runs last among the

@@ -36,7 +36,10 @@ type Runtime struct {
 	LogOff bool
 	// MaxBody bounds a request body (0: no bound).
 	MaxBody int64
-	stop    context.CancelFunc
+	// OnlyNamedHosts: every handler names its hosts, so a request for any
+	// other host is refused rather than served another site's content.
+	OnlyNamedHosts bool
+	stop           context.CancelFunc
 }
 
 // Prime fetches what the policy needs before serving (JWKS URLs), waiting
@@ -57,6 +60,9 @@ func (rt *Runtime) Start(parent context.Context) {
 
 // Route is one handler of the handle: section: files or an upstream.
 type Route struct {
+	// Hosts are the host names the route serves (lower case; "*.x.y" for
+	// one label); none: every host.
+	Hosts  []string
 	Prefix string
 	Files  *files.Server
 	Proxy  *proxy.Proxy
@@ -116,12 +122,27 @@ func Build(cfg *config.Config, opt Options) (*Runtime, error) {
 			errs = append(errs, &config.Error{Pos: h.Path.Pos, Msg: fmt.Sprintf("handle path %q must start with /", prefix)})
 			continue
 		}
-		if line, dup := seen[prefix]; dup {
-			errs = append(errs, &config.Error{Pos: h.Path.Pos, Msg: fmt.Sprintf("handle path %q already handled at line %d", prefix, line)})
+		hosts, herrs := routeHosts(h.Host)
+		errs = append(errs, herrs...)
+		keys := []string{prefix}
+		if len(hosts) > 0 {
+			keys = keys[:0]
+			for _, host := range hosts {
+				keys = append(keys, host+prefix)
+			}
+		}
+		dup := false
+		for _, k := range keys {
+			if line, ok := seen[k]; ok {
+				errs = append(errs, &config.Error{Pos: h.Path.Pos, Msg: fmt.Sprintf("handle path %q already handled at line %d", k, line)})
+				dup = true
+			}
+			seen[k] = h.Pos.Line
+		}
+		if dup {
 			continue
 		}
-		seen[prefix] = h.Pos.Line
-		rte := Route{Prefix: prefix}
+		rte := Route{Prefix: prefix, Hosts: hosts}
 		switch {
 		case h.Upstream.Value != "" && h.Root.Value != "":
 			errs = append(errs, &config.Error{Pos: h.Pos, Msg: "a handler has either upstream or root, not both"})
@@ -171,6 +192,12 @@ func Build(cfg *config.Config, opt Options) (*Runtime, error) {
 		errs = append(errs, werrs...)
 		rt.WAF = e
 	}
+	rt.OnlyNamedHosts = len(rt.Routes) > 0
+	for _, r := range rt.Routes {
+		if len(r.Hosts) == 0 {
+			rt.OnlyNamedHosts = false
+		}
+	}
 	// Longest prefix first.
 	sort.SliceStable(rt.Routes, func(i, j int) bool { return len(rt.Routes[i].Prefix) > len(rt.Routes[j].Prefix) })
 	if len(errs) > 0 {
@@ -206,16 +233,70 @@ func scalars(l []config.Scalar) []string {
 	return out
 }
 
-// RouteFor finds the handler for a canonical path: the longest handle prefix
-// that matches at a segment boundary.
-func (rt *Runtime) RouteFor(path string) *Route {
+// RouteFor finds the handler for a canonical host and path: among the
+// handlers for that host, the longest handle prefix that matches at a
+// segment boundary; only when none does, a handler for every host. A
+// site's own handlers so come before shared ones.
+func (rt *Runtime) RouteFor(host, path string) *Route {
+	var shared *Route
 	for i := range rt.Routes {
-		p := rt.Routes[i].Prefix
-		if p == "/" || path == p || strings.HasPrefix(path, p) && (p[len(p)-1] == '/' || path[len(p)] == '/') || path+"/" == p {
-			return &rt.Routes[i]
+		r := &rt.Routes[i]
+		p := r.Prefix
+		if !(p == "/" || path == p || strings.HasPrefix(path, p) && (p[len(p)-1] == '/' || path[len(p)] == '/') || path+"/" == p) {
+			continue
+		}
+		if len(r.Hosts) == 0 {
+			if shared == nil {
+				shared = r
+			}
+			continue
+		}
+		if hostIn(r.Hosts, host) {
+			return r
 		}
 	}
-	return nil
+	return shared
+}
+
+// ServesHost reports whether some handler serves host.
+func (rt *Runtime) ServesHost(host string) bool {
+	for i := range rt.Routes {
+		if len(rt.Routes[i].Hosts) == 0 || hostIn(rt.Routes[i].Hosts, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostIn matches a canonical host against names: exact, or "*.x.y" for
+// one label under x.y.
+func hostIn(names []string, host string) bool {
+	for _, n := range names {
+		if n == host {
+			return true
+		}
+		if rest, ok := strings.CutPrefix(n, "*."); ok {
+			if i := strings.IndexByte(host, '.'); i > 0 && host[i+1:] == rest {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func routeHosts(list []config.Scalar) ([]string, config.Errors) {
+	var out []string
+	var errs config.Errors
+	for _, s := range list {
+		h := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s.Value)), ".")
+		name := strings.TrimPrefix(h, "*.")
+		if name == "" || strings.ContainsAny(name, "*/:@ ") {
+			errs = append(errs, &config.Error{Pos: s.Pos, Msg: fmt.Sprintf("handle host %q: want a host name such as example.com or *.example.com (no port)", s.Value)})
+			continue
+		}
+		out = append(out, h)
+	}
+	return out, errs
 }
 
 // Redirect reports whether the route answers path with a redirect to its
@@ -300,7 +381,7 @@ func (rt *Runtime) FileServers() []*files.Server {
 // the target. The gateway serves what this picks; explain reports it.
 func (o *Outcome) Route() (route *Route, redirect string) {
 	req := &o.Request
-	route = o.Runtime.RouteFor(req.Path)
+	route = o.Runtime.RouteFor(req.Host, req.Path)
 	if route == nil {
 		o.Replace(StageHandler, decision.Refuse(decision.NotFound, "not found"))
 		return nil, ""

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/x509"
 	"io"
 	"net/http"
 )
@@ -25,6 +26,12 @@ type Wire struct {
 	// TransferEncoding is what net/http moved out of Header.
 	TransferEncoding []string
 	TLS              bool
+	// ClientCerts are the certificates the TLS client presented, leaf
+	// first (tls.ConnectionState.PeerCertificates; the handshake asks for
+	// them without verifying, see tlsconf.Options.RequestClientCert).
+	ClientCerts []*x509.Certificate
+	// ServerName is the name the TLS client asked for (SNI), "" when none.
+	ServerName string
 	// Body is nil when the front end has none (forward-auth); then the WAF
 	// judges the rest of the request. ContentLength is -1 when unknown.
 	Body          io.ReadCloser
@@ -42,9 +49,14 @@ func FromHTTP(r *http.Request) Wire {
 	if target == "" { // built in-process (middleware, tests)
 		target = r.URL.RequestURI()
 	}
-	return Wire{
+	w := Wire{
 		Method: r.Method, Target: target, Proto: r.Proto, Host: r.Host,
 		RemoteAddr: r.RemoteAddr, Header: r.Header, TransferEncoding: r.TransferEncoding,
 		TLS: r.TLS != nil, Body: r.Body, ContentLength: r.ContentLength,
 	}
+	if r.TLS != nil {
+		w.ClientCerts = r.TLS.PeerCertificates
+		w.ServerName = r.TLS.ServerName
+	}
+	return w
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -58,7 +59,10 @@ func WrapListener(ln net.Listener, l *config.Limits) net.Listener {
 
 type guardListener struct {
 	net.Listener
-	slots     chan struct{} // nil: no connection limit
+	slots chan struct{} // nil: no connection limit
+	// encrypted: the bytes are TLS records, which the framer cannot read
+	// (see WrapTLSListener).
+	encrypted bool
 	maxBlock  int
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -126,6 +130,9 @@ func (gl *guardListener) setIdle(c *guardConn, idle bool) {
 
 // trackConnState is the http.Server ConnState hook for WrapListener.
 func trackConnState(c net.Conn, s http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
 	if g, ok := c.(*guardConn); ok {
 		g.l.setIdle(g, s == http.StateIdle)
 	}
@@ -155,7 +162,7 @@ type guardConn struct {
 
 func (c *guardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 {
+	if n > 0 && !c.l.encrypted {
 		c.mu.Lock()
 		c.f.scan(b[:n])
 		c.mu.Unlock()
@@ -193,4 +200,16 @@ func framingVerdict(r *http.Request) string {
 		return g.verdict(r.Method, r.RequestURI)
 	}
 	return ""
+}
+
+// WrapTLSListener is WrapListener for HTTPS: the connection limit (with
+// idle keep-alive connections closed to make room) applies as on plain
+// HTTP, and TLS is spoken on top with cfg. net/http must see the *tls.Conn
+// itself (for r.TLS, client certificates and HTTP/2), so the framer, which
+// reads the raw bytes, cannot see the plaintext: there is no framing
+// verdict on HTTPS connections; net/http's own parsing stands alone there.
+func WrapTLSListener(ln net.Listener, l *config.Limits, cfg *tls.Config) net.Listener {
+	gl := WrapListener(ln, l).(*guardListener)
+	gl.encrypted = true
+	return tls.NewListener(gl, cfg)
 }

@@ -39,7 +39,7 @@ func (c *compiler) errf(pos config.Pos, hint, format string, args ...any) {
 // only mislead).
 func (c *compiler) identityConfigured() bool {
 	id := &c.cfg.Identity
-	return id.APIKeys != nil || id.JWT != nil || id.Htpasswd != nil || id.Headers != nil
+	return id.APIKeys != nil || id.JWT != nil || id.Htpasswd != nil || id.Headers != nil || id.ClientCert != nil
 }
 
 // path resolves a file named in the config relative to the config's folder.
@@ -325,6 +325,10 @@ func (c *compiler) compileRule(i int, rc *config.Rule) rule {
 		q.rolesAll = scalars(rc.Require.RolesAll)
 		q.scopesAny = scalars(rc.Require.ScopesAny)
 		q.scopesAll = scalars(rc.Require.ScopesAll)
+		q.clientCert = rc.Require.ClientCert
+		if q.clientCert && c.cfg.Identity.ClientCert == nil {
+			c.errf(rc.Require.Pos, "configure identity.client_cert with the CA that issues them", "rule %q requires a client certificate but none is configured", r.name)
+		}
 		r.require = q
 		r.needsIdentity = true
 		if len(c.p.identity) == 0 && !c.identityConfigured() {

@@ -293,12 +293,18 @@ type requirement struct {
 	rolesAll      []string
 	scopesAny     []string
 	scopesAll     []string
+	clientCert    bool
 }
 
 // check decides the 401/403 line: no credentials → 401 unauthenticated; bad
 // credentials → 401 invalid_credentials; a known caller without the right
 // role or scope → 403 role_required, since signing in again will not help.
 func (q *requirement) check(ctx *evalCtx, r *rule) (decision.Decision, bool) {
+	if q.clientCert {
+		if d, refused := noClientCert(ctx, r); refused {
+			return d, true
+		}
+	}
 	if d, refused := unknownCaller(ctx, r); refused {
 		return d, true
 	}
@@ -376,6 +382,25 @@ func unknownCaller(ctx *evalCtx, r *rule) (decision.Decision, bool) {
 func bearerGiven(req *canonical.Request) bool {
 	v := req.Header.Get("Authorization")
 	return len(v) > 7 && strings.EqualFold(v[:7], "bearer ") && strings.Count(v[7:], ".") == 2
+}
+
+// noClientCert refuses a caller a rule wants identified by a TLS client
+// certificate when there is none, or it is not accepted; the reason says
+// which.
+func noClientCert(ctx *evalCtx, r *rule) (decision.Decision, bool) {
+	res := ctx.identity()
+	var ce *identity.CertError
+	switch {
+	case len(ctx.req.ClientCerts) == 0:
+		return refusal(r, decision.ClientCertificateRequired, "no client certificate was presented"), true
+	case errors.As(res.Err, &ce):
+		d := refusal(r, decision.ClientCertificateRequired, ce.Reason)
+		d.Detail = ce.Error()
+		return d, true
+	case res.Principal == nil || res.Principal.Method != identity.MethodClientCert:
+		return refusal(r, decision.ClientCertificateRequired, "the client certificate was not accepted"), true
+	}
+	return decision.Decision{}, false
 }
 
 func refusal(r *rule, code decision.ReasonCode, reason string) decision.Decision {

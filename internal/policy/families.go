@@ -300,6 +300,22 @@ func (c *compiler) compileIdentity() {
 		c.p.identity = append(c.p.identity, a)
 		c.p.identityHeaders = a.HeaderNames()
 	}
+	if cc := id.ClientCert; cc != nil {
+		roles := map[string][]string{}
+		for name, rs := range cc.Roles {
+			roles[name] = scalars(rs)
+		}
+		if cc.CAFile.Value == "" {
+			c.errf(cc.Pos, "", "identity.client_cert: ca_file is required")
+		} else if a, err := identity.NewClientCert(c.path(cc.CAFile.Value), roles); err != nil {
+			c.errf(cc.CAFile.Pos, "", "identity.client_cert: %v", err)
+		} else {
+			// First in the chain: a certificate is proven in the
+			// handshake, before any header is read, and a client that
+			// presents one means to be known by it.
+			c.p.identity = append(identity.Chain{a}, c.p.identity...)
+		}
+	}
 }
 
 // checkHeaderName refuses header names the gateway would never see: names

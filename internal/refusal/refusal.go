@@ -307,6 +307,10 @@ func advice(code decision.ReasonCode) Advice {
 		return Advice{"Temporarily unavailable", "A service needed to check this request is down. Try again in a minute."}
 	case decision.UpstreamError, decision.UpstreamTimeout:
 		return Advice{"The site behind this gateway did not answer properly", "Try again in a minute; if it persists, tell the site owner, quoting the request id."}
+	case decision.ClientCertificateRequired:
+		return Advice{"Client certificate required", "This needs a valid client certificate issued by the site's CA. Install yours in the browser or pass it to your client (curl --cert), or ask the site owner for one."}
+	case decision.MisdirectedRequest:
+		return Advice{"Wrong site for this connection", "This server does not serve that host name on this connection. Check the address; a browser retries on a new connection by itself."}
 	case decision.InternalError:
 		return Advice{"Internal error", "Something went wrong on our side. Try again; if it persists, tell the site owner, quoting the request id."}
 	}
