@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-gateway/warden/internal/authz"
 	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/decision"
@@ -36,6 +37,9 @@ type Runtime struct {
 	LogOff bool
 	// MaxBody bounds a request body (0: no bound).
 	MaxBody int64
+	// Services are the decision services (forward_auth, ext_authz) the
+	// config asks for; their peers change with the runtime on a reload.
+	Services *authz.Services
 	stop    context.CancelFunc
 }
 
@@ -166,6 +170,9 @@ func Build(cfg *config.Config, opt Options) (*Runtime, error) {
 		}
 		rt.Routes = append(rt.Routes, rte)
 	}
+	svc, serrs := authz.Compile(cfg)
+	errs = append(errs, serrs...)
+	rt.Services = svc
 	if cfg.WAF != nil {
 		e, werrs := buildWAF(cfg.WAF)
 		errs = append(errs, werrs...)
