@@ -40,7 +40,7 @@ type Runtime struct {
 	// Services are the decision services (forward_auth, ext_authz) the
 	// config asks for; their peers change with the runtime on a reload.
 	Services *authz.Services
-	stop    context.CancelFunc
+	stop     context.CancelFunc
 }
 
 // Prime fetches what the policy needs before serving (JWKS URLs), waiting
