@@ -70,21 +70,33 @@ func cmdServe(args []string) int {
 	if *listen != "" {
 		addr = *listen
 	}
+	// A config with decision services and no listen runs only those.
+	runGateway := addr != "" || !hasDecisionServices(rt)
 	if addr == "" {
 		addr = "127.0.0.1:8080"
 	}
-	hs := gateway.NewHTTPServer(addr, srv, &rt.Config.Limits)
-	ln, err := net.Listen("tcp", addr)
+	errc := make(chan error, 3)
+	services, err := startDecisionServices(srv.Engine, rt, logger, errc)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
+		fmt.Fprintf(os.Stderr, "warden: %v\n", err)
 		return 1
 	}
-	ln = gateway.WrapListener(ln, &rt.Config.Limits)
-	base := "http://" + ln.Addr().String()
-	if d != nil {
-		printDemo(base, d)
-	} else {
-		fmt.Fprintf(os.Stderr, "warden %s serving %s on %s (%d rules)\n", version, *cfgPath, base, rt.Policy.RuleCount())
+	defer services.shutdown(context.Background())
+	hs := gateway.NewHTTPServer(addr, srv, &rt.Config.Limits)
+	if runGateway {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
+			return 1
+		}
+		ln = gateway.WrapListener(ln, &rt.Config.Limits)
+		base := "http://" + ln.Addr().String()
+		if d != nil {
+			printDemo(base, d)
+		} else {
+			fmt.Fprintf(os.Stderr, "warden %s serving %s on %s (%d rules)\n", version, *cfgPath, base, rt.Policy.RuleCount())
+		}
+		go func() { errc <- hs.Serve(ln) }()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -105,14 +117,14 @@ func cmdServe(args []string) int {
 				logger.Warn("reloaded policy starts without some keys", "error", err.Error())
 			}
 			nrt.Start(context.Background())
-			if old := srv.Swap(nrt); old != nil {
+			old := srv.Swap(nrt)
+			services.noteReload(old, nrt, logger)
+			if old != nil {
 				old.Close()
 			}
 			logger.Info("policy reloaded", "rules", nrt.Policy.RuleCount())
 		}
 	}()
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
@@ -123,6 +135,7 @@ func cmdServe(args []string) int {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(sctx)
+		services.shutdown(sctx)
 	}
 	return 0
 }
