@@ -75,7 +75,7 @@ func Compile(cfg *config.Config) (*Services, config.Errors) {
 		}
 		out.ExtAuthz = s
 	}
-	if out.ForwardAuth != nil && out.ExtAuthz != nil && out.ForwardAuth.Listen == out.ExtAuthz.Listen && out.ForwardAuth.Listen != "" {
+	if out.ForwardAuth != nil && out.ExtAuthz != nil && out.ForwardAuth.Listen == out.ExtAuthz.Listen && !anyPort(out.ForwardAuth.Listen) {
 		errs = append(errs, &config.Error{Pos: cfg.ExtAuthz.Listen.Pos, Msg: fmt.Sprintf("ext_authz.listen %s is forward_auth's address too", out.ExtAuthz.Listen)})
 	}
 	return out, errs
@@ -101,4 +101,11 @@ func compileService(section string, pos config.Pos, listen config.Scalar, peers 
 		s.Peers.Add(pfx)
 	}
 	return s
+}
+
+// anyPort reports an address whose port the system picks (":0"), which two
+// listeners can share.
+func anyPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return addr == "" || err == nil && port == "0"
 }
