@@ -116,6 +116,14 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, asked bool) {
 			if p := o.Caller; p != nil {
 				proxy.SetIdentityHeaders(h, p.ID, p.Roles)
 			}
+			// Both are always sent, empty for no caller: a proxy that copies
+			// them upstream then replaces a client's own copy with nothing
+			// (Caddy 2.6 copies a missing one as its placeholder's name).
+			for _, name := range []string{proxy.UserHeader, proxy.RolesHeader} {
+				if _, ok := h[name]; !ok {
+					h[name] = []string{""}
+				}
+			}
 			w.WriteHeader(http.StatusOK)
 			o.Status = http.StatusOK
 			return
