@@ -80,11 +80,11 @@ type Env struct {
 	// data document (the IP list as two sets: /32 addresses and /24
 	// networks, which is how a Rego author makes a 1M-entry list a lookup).
 	Policy, Rego string
-	Data        []byte
-	JWKS        []byte
-	Token       string
-	Config      *config.Config
-	Blocked     []netip.Prefix
+	Data         []byte
+	JWKS         []byte
+	Token        string
+	Config       *config.Config
+	Blocked      []netip.Prefix
 }
 
 var (
@@ -419,7 +419,9 @@ func GRPC(tb testing.TB, srv authv3.AuthorizationServer) *grpc.ClientConn {
 }
 
 // PlainCheck answers OK to every check: the no-policy gRPC baseline.
-type PlainCheck struct{ authv3.UnimplementedAuthorizationServer }
+type PlainCheck struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (PlainCheck) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{Status: &rpcstatus.Status{Code: int32(codes.OK)},
@@ -544,4 +546,3 @@ func Report(b *testing.B, res []*Result, base int) {
 		}
 	}
 }
-
