@@ -24,6 +24,7 @@ command -v nginx    >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]   || need+=(nginx)
 command -v apache2  >/dev/null 2>&1 || [ -x /usr/sbin/apache2 ] || need+=(apache2)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # the challenge page's browser test
+command -v caddy    >/dev/null 2>&1 || need+=(caddy)
 if [ "$long" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi

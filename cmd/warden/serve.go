@@ -83,27 +83,39 @@ func cmdServe(args []string) int {
 	if *listen != "" {
 		addr = *listen
 	}
+	// A config with decision services and no listen runs only those.
+	runGateway := addr != "" || !hasDecisionServices(rt)
 	if addr == "" {
 		addr = "127.0.0.1:8080"
 	}
-	hs := gateway.NewHTTPServer(addr, srv, &rt.Config.Limits)
-	ln, err := net.Listen("tcp", addr)
+	errc := make(chan error, 3)
+	services, err := startDecisionServices(srv.Engine, rt, logger, errc)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
-		return 1
-	}
-	front, err := openFrontDoor(rt.Config, hs, ln, logger)
-	if err != nil {
-		ln.Close()
 		fmt.Fprintf(os.Stderr, "warden: %v\n", err)
 		return 1
 	}
-	defer front.Close()
-	base := front.Scheme + "://" + ln.Addr().String()
-	if d != nil {
-		printDemo(base, d)
-	} else {
-		fmt.Fprintf(os.Stderr, "warden %s serving %s on %s (%d rules)\n", version, *cfgPath, base, rt.Policy.RuleCount())
+	defer services.shutdown(context.Background())
+	hs := gateway.NewHTTPServer(addr, srv, &rt.Config.Limits)
+	if runGateway {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
+			return 1
+		}
+		front, err := openFrontDoor(rt.Config, hs, ln, logger)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(os.Stderr, "warden: %v\n", err)
+			return 1
+		}
+		defer front.Close()
+		base := front.Scheme + "://" + ln.Addr().String()
+		if d != nil {
+			printDemo(base, d)
+		} else {
+			fmt.Fprintf(os.Stderr, "warden %s serving %s on %s (%d rules)\n", version, *cfgPath, base, rt.Policy.RuleCount())
+		}
+		go func() { errc <- front.Serve() }()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -127,14 +139,14 @@ func cmdServe(args []string) int {
 				logger.Warn("the state section changed; the store in use stays until a restart")
 			}
 			nrt.Start(context.Background())
-			if old := srv.Swap(nrt); old != nil {
+			old := srv.Swap(nrt)
+			services.noteReload(old, nrt, logger)
+			if old != nil {
 				old.Close()
 			}
 			logger.Info("policy reloaded", "rules", nrt.Policy.RuleCount())
 		}
 	}()
-	errc := make(chan error, 1)
-	go func() { errc <- front.Serve() }()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
@@ -145,6 +157,7 @@ func cmdServe(args []string) int {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(sctx)
+		services.shutdown(sctx)
 	}
 	return 0
 }

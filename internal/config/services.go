@@ -8,6 +8,8 @@ type ForwardAuth struct {
 	Listen Scalar `yaml:"listen"`
 	// Peers are the proxies allowed to ask (CIDRs); the original request's
 	// X-Forwarded-* / X-Original-* headers are believed only from them.
+	// Required: a decision service that believed anyone's description of
+	// "the original request" would let a client describe an allowed one.
 	Peers []Scalar `yaml:"peers"`
 }
 
@@ -16,6 +18,12 @@ type ExtAuthz struct {
 	Pos Pos
 	// Listen is its address, such as 127.0.0.1:9191.
 	Listen Scalar `yaml:"listen"`
+	// Peers are the Envoys allowed to ask (CIDRs). Required, as for
+	// forward_auth.
+	Peers []Scalar `yaml:"peers"`
+	// MaxRequestBytes bounds one CheckRequest message (with the body Envoy
+	// buffered, when with_request_body is on); default 4 MiB.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 }
 
 // Admin is the admin listener: metrics, health, the admin page, bans.

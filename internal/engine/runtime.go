@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-gateway/warden/internal/authz"
 	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/decision"
@@ -39,7 +40,10 @@ type Runtime struct {
 	// OnlyNamedHosts: every handler names its hosts, so a request for any
 	// other host is refused rather than served another site's content.
 	OnlyNamedHosts bool
-	stop           context.CancelFunc
+	// Services are the decision services (forward_auth, ext_authz) the
+	// config asks for; their peers change with the runtime on a reload.
+	Services *authz.Services
+	stop     context.CancelFunc
 }
 
 // Prime fetches what the policy needs before serving (JWKS URLs), waiting
@@ -187,6 +191,9 @@ func Build(cfg *config.Config, opt Options) (*Runtime, error) {
 		}
 		rt.Routes = append(rt.Routes, rte)
 	}
+	svc, serrs := authz.Compile(cfg)
+	errs = append(errs, serrs...)
+	rt.Services = svc
 	if cfg.WAF != nil {
 		e, werrs := buildWAF(cfg.WAF)
 		errs = append(errs, werrs...)
