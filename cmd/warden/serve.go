@@ -18,6 +18,7 @@ import (
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/demo"
 	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/obs/metrics"
 )
 
 func cmdServe(args []string) int {
@@ -65,6 +66,14 @@ func cmdServe(args []string) int {
 	}
 	srv.Swap(rt)
 	rt.Start(context.Background())
+	m := metrics.New()
+	adm, err := startAdmin(rt.Config, srv.Engine, m, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warden: %v\n", err)
+		return 1
+	}
+	defer adm.close()
+	m.Loaded(rt, time.Now())
 
 	addr := rt.Config.Listen
 	if *listen != "" {
@@ -96,6 +105,7 @@ func cmdServe(args []string) int {
 			// Load, compile and validate first; only a policy that compiles
 			// replaces the one in service.
 			nrt, err := load()
+			m.Reloaded(nrt, err, time.Now())
 			if err != nil {
 				logger.Error("reload failed; the previous policy keeps serving", "error", err.Error())
 				continue
