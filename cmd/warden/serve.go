@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/demo"
 	"github.com/warden-gateway/warden/internal/gateway"
-	"github.com/warden-gateway/warden/internal/obs/metrics"
 )
 
 func cmdServe(args []string) int {
@@ -28,7 +26,8 @@ func cmdServe(args []string) int {
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	op := newOps()
+	logger := op.logger
 	srv := gateway.NewServer(logger)
 
 	var d *demo.Demo
@@ -66,14 +65,11 @@ func cmdServe(args []string) int {
 	}
 	srv.Swap(rt)
 	rt.Start(context.Background())
-	m := metrics.New()
-	adm, err := startAdmin(rt.Config, srv.Engine, m, logger)
-	if err != nil {
+	if err := op.start(rt, srv.Engine); err != nil {
 		fmt.Fprintf(os.Stderr, "warden: %v\n", err)
 		return 1
 	}
-	defer adm.close()
-	m.Loaded(rt, time.Now())
+	defer op.close()
 
 	addr := rt.Config.Listen
 	if *listen != "" {
@@ -105,7 +101,7 @@ func cmdServe(args []string) int {
 			// Load, compile and validate first; only a policy that compiles
 			// replaces the one in service.
 			nrt, err := load()
-			m.Reloaded(nrt, err, time.Now())
+			op.reloaded(nrt, err)
 			if err != nil {
 				logger.Error("reload failed; the previous policy keeps serving", "error", err.Error())
 				continue

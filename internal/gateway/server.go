@@ -89,6 +89,8 @@ var _ proxy.ErrorFunc = (*Server)(nil).UpstreamError
 // never an allow.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o := &engine.Outcome{Front: "gateway"}
+	cw := &countingWriter{ResponseWriter: w}
+	w = cw
 	wire := engine.FromHTTP(r)
 	if r.ProtoMajor == 1 {
 		wire.Framing = framingVerdict(r)
@@ -105,6 +107,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				o.Wire = &wire
 			}
 			s.Respond(w, o)
+		}
+		if cw.status != 0 {
+			o.Status, o.Bytes = cw.status, cw.bytes
 		}
 		s.Log(o)
 	}()
