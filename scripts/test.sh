@@ -22,6 +22,7 @@ need=()
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v nginx    >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]   || need+=(nginx)
 command -v apache2  >/dev/null 2>&1 || [ -x /usr/sbin/apache2 ] || need+=(apache2)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ "$long" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi

@@ -265,4 +265,3 @@ func knownCaller(rec *engine.Record) *identity.Result {
 	}
 	return &identity.Result{}
 }
-

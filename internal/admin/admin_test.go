@@ -242,12 +242,32 @@ func TestLoginSetsCookie(t *testing.T) {
 	}
 }
 
-func grepLines(body, prefix string) string {
-	var out []string
-	for _, l := range strings.Split(body, "\n") {
-		if strings.HasPrefix(l, prefix) {
-			out = append(out, l)
+
+func TestExplainForm(t *testing.T) {
+	cfg := testPolicy(t)
+	srv, _ := gatewaytest.Build(t, cfg, slog.New(slog.DiscardHandler))
+	adm, _ := New(srv.Engine, nil, testToken)
+	post := func(form string) string {
+		r := httptest.NewRequest("POST", "/explain", strings.NewReader(form))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		w := httptest.NewRecorder()
+		adm.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Fatalf("explain: %d", w.Code)
 		}
+		return w.Body.String()
 	}
-	return strings.Join(out, "\n")
+	body := post("method=GET&url=http%3A%2F%2Fexample.com%2Fsecret%2Fa&ip=127.0.0.1")
+	if !strings.Contains(body, `id="explain-result"`) || !strings.Contains(body, "path_forbidden") || !strings.Contains(body, "<b>no-secrets</b>") {
+		t.Errorf("explain of a refused request:\n%s", body)
+	}
+	body = post("method=GET&url=http%3A%2F%2Fexample.com%2F&ip=203.0.113.5")
+	if !strings.Contains(body, "ip_blocked") {
+		t.Errorf("explain from a blocked address lacks ip_blocked")
+	}
+	body = post("method=GET&url=nohost&ip=1.2.3.4")
+	if !strings.Contains(body, "needs a scheme and host") {
+		t.Errorf("a bad URL is not explained as such")
+	}
 }
