@@ -242,7 +242,6 @@ func TestLoginSetsCookie(t *testing.T) {
 	}
 }
 
-
 func TestExplainForm(t *testing.T) {
 	cfg := testPolicy(t)
 	srv, _ := gatewaytest.Build(t, cfg, slog.New(slog.DiscardHandler))
