@@ -57,6 +57,10 @@ func run(args []string) int {
 		return cmdImport(rest)
 	case "replay":
 		return cmdReplay(rest)
+	case "schema":
+		return cmdSchema(rest)
+	case "demo-policy":
+		return cmdDemoPolicy(rest)
 	case "version", "--version", "-v":
 		fmt.Println("warden", version)
 		return 0
