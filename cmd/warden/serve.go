@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -71,21 +68,12 @@ func cmdServe(args []string) int {
 	}
 	defer op.close()
 
-	addr := rt.Config.Listen
-	if *listen != "" {
-		addr = *listen
-	}
-	if addr == "" {
-		addr = "127.0.0.1:8080"
-	}
-	hs := gateway.NewHTTPServer(addr, srv, &rt.Config.Limits)
-	ln, err := net.Listen("tcp", addr)
+	live, err := newLiveServer(listenAddr(rt.Config, *listen), rt.Config.Limits, srv, logger)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
 		return 1
 	}
-	ln = gateway.WrapListener(ln, &rt.Config.Limits)
-	base := "http://" + ln.Addr().String()
+	base := "http://" + live.Addr()
 	if d != nil {
 		printDemo(base, d)
 	} else {
@@ -94,41 +82,16 @@ func cmdServe(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			// Load, compile and validate first; only a policy that compiles
-			// replaces the one in service.
-			nrt, err := load()
-			op.reloaded(nrt, err)
-			if err != nil {
-				logger.Error("reload failed; the previous policy keeps serving", "error", err.Error())
-				continue
-			}
-			// Fetch the new policy's keys before it replaces the old one.
-			if err := nrt.Prime(context.Background(), 10*time.Second); err != nil {
-				logger.Warn("reloaded policy starts without some keys", "error", err.Error())
-			}
-			nrt.Start(context.Background())
-			if old := srv.Swap(nrt); old != nil {
-				old.Close()
-			}
-			logger.Info("policy reloaded", "rules", nrt.Policy.RuleCount())
-		}
-	}()
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	rl := &reloader{path: *cfgPath, listenFlag: *listen, load: load, srv: srv, live: live, ops: op, logger: logger}
+	rl.start(ctx)
 	select {
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(os.Stderr, "warden: %v\n", err)
-			return 1
-		}
+	case err := <-live.errc:
+		fmt.Fprintf(os.Stderr, "warden: %v\n", err)
+		return 1
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = hs.Shutdown(sctx)
+		_ = live.shutdown(sctx)
 	}
 	return 0
 }
