@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -264,4 +265,93 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func TestParseCombinedVariants(t *testing.T) {
+	cases := []struct {
+		line                       string
+		ok                         bool
+		method, target, ua, ref, u string
+	}{
+		{`192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326`, true, "GET", "/apache_pb.gif", "", "", ""},
+		{`2001:db8::1 - frank [10/Oct/2000:13:55:36 -0700] "POST /a?b=c HTTP/1.1" 302 - "http://x/\"q\"" "Moz \\ \"x\""`, true, "POST", "/a?b=c", `Moz \ "x"`, `http://x/"q"`, "frank"},
+		{`203.0.113.4 - - [05/Dec/2026:08:42:53 +0000] "GET /x HTTP/1.1" 403 220 "-" "curl/8 \x22q\x22" 0180bcd183f9a925 0.000`, true, "GET", "/x", `curl/8 "q"`, "", ""},
+		{`not-an-ip - - [x] "GET / HTTP/1.1" 200 1`, false, "", "", "", "", ""},
+		{`192.0.2.1 - - [x] "\x16\x03\x01" 400 0 "-" "-"`, false, "", "", "", "", ""},
+	}
+	for _, c := range cases {
+		rec, ok := parseCombined(c.line)
+		if ok != c.ok {
+			t.Errorf("%s: ok %v", c.line, ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if rec.Method != c.method || rec.Target != c.target || rec.UserAgent != c.ua || rec.Referer != c.ref || rec.Principal != c.u {
+			t.Errorf("%s:\n got %q %q ua %q ref %q user %q", c.line, rec.Method, rec.Target, rec.UserAgent, rec.Referer, rec.Principal)
+		}
+	}
+}
+
+// lineSource generates a combined log of n lines on the fly, so replay's
+// memory is measured without the log in memory.
+type lineSource struct {
+	n, i int
+	buf  []byte
+}
+
+func (s *lineSource) Read(p []byte) (int, error) {
+	for len(s.buf) < len(p) && s.i < s.n {
+		s.buf = fmt.Appendf(s.buf, "198.51.100.%d - - [05/Dec/2026:08:00:00 +0000] \"GET /page/%d?q=%d HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0 BadBot\"\n", s.i%250+1, s.i%1000, s.i)
+		s.i++
+	}
+	if len(s.buf) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.buf)
+	s.buf = s.buf[:copy(s.buf, s.buf[n:])]
+	return n, nil
+}
+
+// TestReplayMemoryIsBounded: replaying a log of ~40 MB, where every line
+// is a change, keeps the heap far below the log's size.
+func TestReplayMemoryIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	dir := t.TempDir()
+	oldRT := writePolicy(t, dir, "old.yaml", replayOld)
+	newRT := writePolicy(t, dir, "new.yaml", replayNew)
+	const lines = 300_000
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+		}
+	}()
+	runtime.GC()
+	src := &lineSource{n: lines}
+	sum, err := replayWith(newRT, oldRT, src, time.Unix(1_800_000_000, 0), 2)
+	close(done)
+	if err != nil || sum.Requests != lines || sum.Counts[kindRefused] != lines {
+		t.Fatalf("%v: %d requests, counts %v", err, sum.Requests, sum.Counts)
+	}
+	if len(sum.NewlyRefused) != maxReplayExamples || len(sum.Groups) != 1 || len(sum.Groups[0].Examples) != maxGroupExamples {
+		t.Errorf("summary not bounded: %d examples, %d groups", len(sum.NewlyRefused), len(sum.Groups))
+	}
+	t.Logf("%d lines (~%d MB): peak heap in use %d MB", lines, lines*130>>20, peak.Load()>>20)
+	if peak.Load() > 48<<20 {
+		t.Errorf("peak heap %d MB for a streamed log", peak.Load()>>20)
+	}
 }
