@@ -64,6 +64,9 @@ func cmdCheck(args []string) int {
 		}
 		return 1
 	}
+	for _, w := range policyWarnings(cfg) {
+		fmt.Fprintln(os.Stderr, "warning: "+w.Error())
+	}
 	fmt.Printf("%s: ok (%d rules)\n", *cfgPath, rt.Policy.RuleCount())
 	rt.Close()
 	return 0

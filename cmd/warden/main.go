@@ -29,8 +29,12 @@ usage:
   warden token   --key FILE [--sub S] [--role R]... mint a JWT with a local key (for trying policies)
   warden import nginx FILE | import htaccess --root DOCROOT FILE
                                                    translate nginx / Apache access rules into a warden policy
-  warden replay  --config FILE [--json] REQUESTS    judge recorded requests (a decision log, or METHOD URL [IP]
-                                                   lines) under a policy; list what it would decide differently
+  warden replay  --config NEW [--baseline OLD] [--json] LOG
+                                                   judge logged requests (warden's decision or access log, an
+                                                   nginx/Apache combined log, or METHOD URL [IP] lines) under a
+                                                   policy: what it newly refuses or allows, by rule and code
+  warden schema                                    print the policy's JSON Schema (for editors)
+  warden demo-policy                               print the demo policy, a starting template
   warden doctor  --config FILE                     list files the server would refuse as unreadable, with the fix
   warden version
 `
@@ -62,6 +66,10 @@ func run(args []string) int {
 		return cmdImport(rest)
 	case "replay":
 		return cmdReplay(rest)
+	case "schema":
+		return cmdSchema(rest)
+	case "demo-policy":
+		return cmdDemoPolicy(rest)
 	case "version", "--version", "-v":
 		bi, _ := debug.ReadBuildInfo()
 		fmt.Println(versionLine(bi, version, commit))

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -24,6 +24,10 @@ import (
 type replayRecord struct {
 	engine.Record
 	line int
+	// UserAgent and Referer come from access logs (warden's JSON access
+	// log, combined logs), which keep them as fields, not Headers.
+	UserAgent string `json:"user_agent,omitempty"`
+	Referer   string `json:"referer,omitempty"`
 }
 
 type replayChange struct {
@@ -32,16 +36,35 @@ type replayChange struct {
 	ClientIP string `json:"client_ip"`
 	Before   string `json:"before"`
 	After    string `json:"after"`
-	Rule     string `json:"rule,omitempty"`
-	Reason   string `json:"reason,omitempty"`
+	// BeforeRule is the rule that decided under --baseline.
+	BeforeRule string `json:"before_rule,omitempty"`
+	Rule       string `json:"rule,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// replayGroup counts the changes of one kind with the same decisions and
+// rule, with the first examples: what an operator reads to judge a change.
+type replayGroup struct {
+	Kind       string         `json:"kind"` // newly_refused, newly_allowed, code_changed
+	Before     string         `json:"before"`
+	After      string         `json:"after"`
+	BeforeRule string         `json:"before_rule,omitempty"`
+	Rule       string         `json:"rule,omitempty"`
+	Count      int            `json:"count"`
+	Examples   []replayChange `json:"examples"`
 }
 
 type replaySummary struct {
-	Requests     int            `json:"requests"`
-	Unchanged    int            `json:"unchanged"`
+	Requests  int `json:"requests"`
+	Unchanged int `json:"unchanged"`
+	// Counts are the changes by kind; the lists below hold only the first
+	// maxReplayExamples of each (memory stays bounded on any log).
+	Counts       map[string]int `json:"counts"`
+	Groups       []replayGroup  `json:"groups"`
 	NewlyRefused []replayChange `json:"newly_refused"`
 	NewlyAllowed []replayChange `json:"newly_allowed"`
 	CodeChanged  []replayChange `json:"code_changed"`
+	SkippedCount int            `json:"skipped_count"`
 	Skipped      []string       `json:"skipped,omitempty"`
 }
 
@@ -51,13 +74,15 @@ type replaySummary struct {
 func cmdReplay(args []string) int {
 	fl := flag.NewFlagSet("replay", flag.ContinueOnError)
 	cfgPath := fl.String("config", "", "the policy to judge the requests with")
+	basePath := fl.String("baseline", "", "the policy in service: compare the two on every request instead of the recorded decisions")
 	asJSON := fl.Bool("json", false, "print JSON")
+	workers := fl.Int("workers", runtime.GOMAXPROCS(0), "requests judged in parallel")
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return 2
 	}
 	if *cfgPath == "" || len(pos) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: warden replay --config FILE [--json] REQUESTS   (a decision log, or lines of METHOD URL [IP]; - for stdin)")
+		fmt.Fprintln(os.Stderr, "usage: warden replay --config NEW.yaml [--baseline OLD.yaml] [--json] LOG   (warden's decision or access log, an nginx/Apache combined log, or lines of METHOD URL [IP]; - for stdin)")
 		return 2
 	}
 	rt, err := loadRuntime(*cfgPath)
@@ -66,6 +91,14 @@ func cmdReplay(args []string) int {
 		return 1
 	}
 	defer rt.Close()
+	var base *engine.Runtime
+	if *basePath != "" {
+		if base, err = loadRuntime(*basePath); err != nil {
+			printErrors(err)
+			return 1
+		}
+		defer base.Close()
+	}
 	in := io.Reader(os.Stdin)
 	if pos[0] != "-" {
 		f, err := os.Open(pos[0])
@@ -76,7 +109,7 @@ func cmdReplay(args []string) int {
 		defer f.Close()
 		in = f
 	}
-	sum, err := replay(rt, in, time.Now())
+	sum, err := replayWith(rt, base, in, time.Now(), *workers)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "warden replay: %v\n", err)
 		return 1
@@ -87,56 +120,44 @@ func cmdReplay(args []string) int {
 		_ = enc.Encode(sum)
 		return 0
 	}
-	fmt.Printf("%d requests: %d unchanged, %d newly refused, %d newly allowed, %d with another code\n",
-		sum.Requests, sum.Unchanged, len(sum.NewlyRefused), len(sum.NewlyAllowed), len(sum.CodeChanged))
-	show := func(title string, l []replayChange) {
-		if len(l) == 0 {
-			return
-		}
-		fmt.Println(title + ":")
-		for _, c := range l {
-			fmt.Printf("  line %d: %s from %s: %s -> %s", c.Line, c.Request, c.ClientIP, c.Before, c.After)
-			if c.Rule != "" {
-				fmt.Printf(" (rule %s: %s)", c.Rule, c.Reason)
-			}
-			fmt.Println()
-		}
-	}
-	show("newly refused", sum.NewlyRefused)
-	show("newly allowed", sum.NewlyAllowed)
-	show("another code", sum.CodeChanged)
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	printReplay(w, sum)
 	for _, s := range sum.Skipped {
 		fmt.Fprintln(os.Stderr, "skipped: "+s)
+	}
+	if sum.SkippedCount > len(sum.Skipped) {
+		fmt.Fprintf(os.Stderr, "skipped: %d more lines\n", sum.SkippedCount-len(sum.Skipped))
 	}
 	return 0
 }
 
-func replay(rt *engine.Runtime, in io.Reader, now time.Time) (*replaySummary, error) {
-	sum := &replaySummary{NewlyRefused: []replayChange{}, NewlyAllowed: []replayChange{}, CodeChanged: []replayChange{}}
-	eng := engine.New(nil)
-	eng.Swap(rt)
-	eng.Now = func() time.Time { return now }
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
+func printReplay(w io.Writer, sum *replaySummary) {
+	fmt.Fprintf(w, "%d requests: %d unchanged, %d newly refused, %d newly allowed, %d with another code\n",
+		sum.Requests, sum.Unchanged, sum.Counts[kindRefused], sum.Counts[kindAllowed], sum.Counts[kindCode])
+	titles := map[string]string{kindRefused: "newly refused", kindAllowed: "newly allowed", kindCode: "another code"}
+	for _, g := range sum.Groups {
+		fmt.Fprintf(w, "%s: %d × %s -> %s", titles[g.Kind], g.Count, g.Before, g.After)
+		if g.BeforeRule != "" {
+			fmt.Fprintf(w, " (was rule %s)", g.BeforeRule)
 		}
-		rec, ok, why := parseReplayLine(text)
-		if !ok {
-			if why != "" {
-				sum.Skipped = append(sum.Skipped, fmt.Sprintf("line %d: %s", line, why))
+		if g.Rule != "" {
+			fmt.Fprintf(w, " (rule %s)", g.Rule)
+		}
+		fmt.Fprintln(w)
+		for _, c := range g.Examples {
+			fmt.Fprintf(w, "  line %d: %s from %s", c.Line, c.Request, c.ClientIP)
+			if c.Reason != "" {
+				fmt.Fprintf(w, ": %s", c.Reason)
 			}
-			continue
+			fmt.Fprintln(w)
 		}
-		rec.line = line
-		sum.Requests++
-		judge(eng, rec, sum)
 	}
-	return sum, sc.Err()
+}
+
+// replay judges the requests of in under rt against what was recorded.
+func replay(rt *engine.Runtime, in io.Reader, now time.Time) (*replaySummary, error) {
+	return replayWith(rt, nil, in, now, 1)
 }
 
 // parseReplayLine reads a decision record or "METHOD URL [IP]". Log records
@@ -153,7 +174,7 @@ func parseReplayLine(text string) (replayRecord, bool, string) {
 		if probe.Msg != "" && probe.Msg != "decision" {
 			return rec, false, ""
 		}
-		if err := json.Unmarshal([]byte(text), &rec.Record); err != nil {
+		if err := json.Unmarshal([]byte(text), &rec); err != nil {
 			return rec, false, "not a decision record: " + err.Error()
 		}
 		if rec.Method == "" || rec.Path == "" && rec.Target == "" {
@@ -189,9 +210,9 @@ func parseReplayLine(text string) (replayRecord, bool, string) {
 }
 
 // wireOf rebuilds the request of a record: its target, host, peer and the
-// headers the record kept. The caller is the one the record names (its
-// credentials were never logged).
-func wireOf(rec *replayRecord) (engine.Wire, *identity.Result) {
+// headers the record kept, in the judger's header map. The caller is the
+// one the record names (its credentials were never logged).
+func (j *judger) wireOf(rec *replayRecord) (engine.Wire, *identity.Result) {
 	target := rec.Target
 	if target == "" {
 		target = canonical.Escape(rec.Path)
@@ -210,10 +231,18 @@ func wireOf(rec *replayRecord) (engine.Wire, *identity.Result) {
 	if peer == "" {
 		peer = "127.0.0.1"
 	}
-	w := engine.Wire{Method: rec.Method, Target: target, Proto: "HTTP/1.1", Host: host, RemoteAddr: peer, Header: http.Header{}}
+	h := j.header
+	clear(h)
 	for k, v := range rec.Headers {
-		w.Header.Set(k, v)
+		h.Set(k, v)
 	}
+	if rec.UserAgent != "" {
+		h["User-Agent"] = []string{rec.UserAgent}
+	}
+	if rec.Referer != "" {
+		h["Referer"] = []string{rec.Referer}
+	}
+	w := engine.Wire{Method: rec.Method, Target: target, Proto: "HTTP/1.1", Host: host, RemoteAddr: peer, Header: h}
 	return w, knownCaller(&rec.Record)
 }
 
@@ -235,58 +264,4 @@ func knownCaller(rec *engine.Record) *identity.Result {
 		return nil
 	}
 	return &identity.Result{}
-}
-
-func judge(eng *engine.Engine, rec replayRecord, sum *replaySummary) {
-	w, known := wireOf(&rec)
-	o := &engine.Outcome{Front: "replay", Known: known, SkipWAF: true, SkipEffects: true}
-	if rec.Stage == "waf" || rec.Stage == "upstream" {
-		// Decided after the rules: judge as far as the rules (the handler
-		// never saw the request).
-		eng.Judge(&w, o)
-	} else {
-		eng.Explain(&w, o)
-	}
-	d := &o.Decision
-	label := rec.Method + " " + w.Target
-	ip := rec.ClientIP
-	if o.HasRequest {
-		ip = o.Request.ClientIP.String()
-	}
-	after := d.Action.String()
-	if d.Code != "" {
-		after += " " + string(d.Code)
-	}
-	before := rec.Action
-	if rec.Code != "" {
-		before += " " + rec.Code
-	}
-	ch := replayChange{Line: rec.line, Request: label, ClientIP: ip, Before: before, After: after, Rule: d.Rule, Reason: d.Reason}
-	// The WAF judged the body and every header, which the record does not
-	// keep, and an upstream's failure is no decision of the policy: a
-	// request refused at those stages was allowed by everything replay can
-	// judge again.
-	wasAllowed := rec.Action == "allow" || rec.Stage == "waf" || rec.Stage == "upstream"
-	switch {
-	case rec.Action == "":
-		// No earlier decision recorded: report refusals only.
-		ch.Before = "?"
-		if !d.Allowed() {
-			sum.NewlyRefused = append(sum.NewlyRefused, ch)
-		} else {
-			sum.Unchanged++
-		}
-	case wasAllowed && !d.Allowed():
-		if rec.Action != "allow" {
-			sum.CodeChanged = append(sum.CodeChanged, ch)
-		} else {
-			sum.NewlyRefused = append(sum.NewlyRefused, ch)
-		}
-	case !wasAllowed && d.Allowed():
-		sum.NewlyAllowed = append(sum.NewlyAllowed, ch)
-	case !d.Allowed() && rec.Code != string(d.Code):
-		sum.CodeChanged = append(sum.CodeChanged, ch)
-	default:
-		sum.Unchanged++
-	}
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"github.com/warden-gateway/warden/internal/demo"
 	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/gateway"
-	"github.com/warden-gateway/warden/internal/obs"
 )
 
 func cmdServe(args []string) int {
@@ -30,7 +28,8 @@ func cmdServe(args []string) int {
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	logger := slog.New(slog.NewJSONHandler(obs.NewLogWriter(os.Stderr, 0), nil)) // buffered: a flood is never slowed by its own log
+	op := newOps()
+	logger := op.logger
 	srv := gateway.NewServer(logger)
 
 	var d *demo.Demo
@@ -78,16 +77,14 @@ func cmdServe(args []string) int {
 	}
 	srv.Swap(rt)
 	rt.Start(context.Background())
+	if err := op.start(rt, srv.Engine); err != nil {
+		fmt.Fprintf(os.Stderr, "warden: %v\n", err)
+		return 1
+	}
+	defer op.close()
 
-	addr := rt.Config.Listen
-	if *listen != "" {
-		addr = *listen
-	}
 	// A config with decision services and no listen runs only those.
-	runGateway := addr != "" || !hasDecisionServices(rt)
-	if addr == "" {
-		addr = "127.0.0.1:8080"
-	}
+	runGateway := *listen != "" || rt.Config.Listen != "" || !hasDecisionServices(rt)
 	errc := make(chan error, 3)
 	services, err := startDecisionServices(srv.Engine, rt, logger, errc)
 	if err != nil {
@@ -95,58 +92,57 @@ func cmdServe(args []string) int {
 		return 1
 	}
 	defer services.shutdown(context.Background())
-	hs := gateway.NewHTTPServer(addr, srv, &rt.Config.Limits)
+
+	// The gateway: over plain HTTP a live server whose address and limits
+	// a reload can change; over TLS the front door (certificates, ACME,
+	// redirect), whose listener stays until a restart.
+	var live *liveServer
+	var hs *http.Server
 	if runGateway {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
-			return 1
+		addr := listenAddr(rt.Config, *listen)
+		var base string
+		if rt.Config.TLS == nil {
+			if live, err = newLiveServer(addr, rt.Config.Limits, srv, logger); err != nil {
+				fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
+				return 1
+			}
+			base = "http://" + live.Addr()
+			go func() { errc <- <-live.errc }()
+		} else {
+			hs = gateway.NewHTTPServer(addr, srv, &rt.Config.Limits)
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "warden: listen: %v\n", err)
+				return 1
+			}
+			front, err := openFrontDoor(rt.Config, hs, ln, logger)
+			if err != nil {
+				ln.Close()
+				fmt.Fprintf(os.Stderr, "warden: %v\n", err)
+				return 1
+			}
+			defer front.Close()
+			base = front.Scheme + "://" + ln.Addr().String()
+			go func() { errc <- front.Serve() }()
 		}
-		front, err := openFrontDoor(rt.Config, hs, ln, logger)
-		if err != nil {
-			ln.Close()
-			fmt.Fprintf(os.Stderr, "warden: %v\n", err)
-			return 1
-		}
-		defer front.Close()
-		base := front.Scheme + "://" + ln.Addr().String()
 		if d != nil {
 			printDemo(base, d)
 		} else {
 			fmt.Fprintf(os.Stderr, "warden %s serving %s on %s (%d rules)\n", version, *cfgPath, base, rt.Policy.RuleCount())
 		}
-		go func() { errc <- front.Serve() }()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			// Load, compile and validate first; only a policy that compiles
-			// replaces the one in service.
-			nrt, err := load()
-			if err != nil {
-				logger.Error("reload failed; the previous policy keeps serving", "error", err.Error())
-				continue
-			}
-			// Fetch the new policy's keys before it replaces the old one.
-			if err := nrt.Prime(context.Background(), 10*time.Second); err != nil {
-				logger.Warn("reloaded policy starts without some keys", "error", err.Error())
-			}
-			if !reflect.DeepEqual(stateShape(nrt.Config), stateShape(rt.Config)) {
+	first := rt.Config
+	rl := &reloader{path: *cfgPath, listenFlag: *listen, load: load, srv: srv, live: live, ops: op, logger: logger,
+		swapped: func(old, nrt *engine.Runtime) {
+			if !reflect.DeepEqual(stateShape(nrt.Config), stateShape(first)) {
 				logger.Warn("the state section changed; the store in use stays until a restart")
 			}
-			nrt.Start(context.Background())
-			old := srv.Swap(nrt)
 			services.noteReload(old, nrt, logger)
-			if old != nil {
-				old.Close()
-			}
-			logger.Info("policy reloaded", "rules", nrt.Policy.RuleCount())
-		}
-	}()
+		}}
+	rl.start(ctx)
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
@@ -156,7 +152,12 @@ func cmdServe(args []string) int {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = hs.Shutdown(sctx)
+		if live != nil {
+			_ = live.shutdown(sctx)
+		}
+		if hs != nil {
+			_ = hs.Shutdown(sctx)
+		}
 		services.shutdown(sctx)
 	}
 	return 0

@@ -24,16 +24,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestServeRunsTheDecisionServices(t *testing.T) {
 	dir := t.TempDir()
 	faAddr, eaAddr := freeAddr(t), freeAddr(t)

@@ -315,12 +315,31 @@ type Limits struct {
 	MaxConnections    int      `yaml:"max_connections"`
 }
 
-// Log configures the decision log.
+// Log configures the decision log and the access log.
 type Log struct {
 	// Decisions is "refusals" (default), "all" or "off".
 	Decisions Scalar `yaml:"decisions"`
-	// Format is "json" (default) or "text".
+	// Format is the decision log's: "json" (default) or "text" (logfmt).
 	Format Scalar `yaml:"format"`
+	// Access is the access log: one line per request. Absent: none.
+	Access *AccessLog `yaml:"access"`
+}
+
+// AccessLog is one line per finished request, allowed or refused.
+type AccessLog struct {
+	Pos Pos
+	// Format is "combined" (default: nginx's combined, then the request
+	// id and the duration) or "json".
+	Format Scalar `yaml:"format"`
+	// File is where lines go: a path (relative to the config's folder),
+	// "stderr" (default) or "stdout". A file is reopened on SIGUSR1.
+	File Scalar `yaml:"file"`
+	// MaxBytes rotates the file when it would grow past this size (0:
+	// never; leave rotation to logrotate and SIGUSR1).
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxFiles is how many rotated files (FILE.1 … FILE.N) are kept
+	// (default 5).
+	MaxFiles int `yaml:"max_files"`
 }
 
 // Parse decodes a policy. name is used in error positions. All shape errors

@@ -29,6 +29,10 @@ type ExtAuthz struct {
 // Admin is the admin listener: metrics, health, the admin page, bans.
 type Admin struct {
 	Pos Pos
-	// Listen is its address; loopback by default.
+	// Listen is its address; loopback by default (127.0.0.1:9090).
 	Listen Scalar `yaml:"listen"`
+	// TokenFile holds the bearer token every admin path but /healthz and
+	// /readyz requires (relative paths are from the config's folder).
+	// Without it a token is generated at start and printed once.
+	TokenFile Scalar `yaml:"token_file"`
 }

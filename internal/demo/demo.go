@@ -121,3 +121,6 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// PolicyYAML is the demo policy as embedded, with its {{PLACEHOLDERS}}.
+func PolicyYAML() string { return policyYAML }

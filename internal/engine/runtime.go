@@ -16,6 +16,7 @@ import (
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/decision"
 	"github.com/warden-gateway/warden/internal/files"
+	"github.com/warden-gateway/warden/internal/obs"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/proxy"
 	"github.com/warden-gateway/warden/internal/refusal"
@@ -114,6 +115,7 @@ func Build(cfg *config.Config, opt Options) (*Runtime, error) {
 	default:
 		errs = append(errs, &config.Error{Pos: cfg.Log.Decisions.Pos, Msg: fmt.Sprintf("log.decisions must be refusals, all or off, not %q", cfg.Log.Decisions.Value)})
 	}
+	errs = append(errs, obs.ValidateLog(&cfg.Log)...)
 	base := filepath.Dir(cfg.Pos.File)
 	seen := map[string]int{}
 	for i := range cfg.Handle {

@@ -325,6 +325,8 @@ type problem struct {
 	RequestID string `json:"request_id"`
 	Error     string `json:"error"`
 	Reason    string `json:"reason"`
+	// Advice is what the client can do about this cause (refusal.AdviceFor).
+	Advice string `json:"advice"`
 }
 
 // wantProblem checks a problem+json refusal: status, code, the request id

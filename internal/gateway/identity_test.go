@@ -295,6 +295,8 @@ type idProblem struct {
 	RequestID string `json:"request_id"`
 	Error     string `json:"error"`
 	Reason    string `json:"reason"`
+	// Advice is what the client can do about this cause (refusal.AdviceFor).
+	Advice string `json:"advice"`
 }
 
 // idWantRefusal checks a refusal exactly: status, code and reason in the

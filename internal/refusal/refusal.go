@@ -48,6 +48,8 @@ type Problem struct {
 	Error  string `json:"error"`
 	Reason string `json:"reason"`
 	Rule   string `json:"rule,omitempty"`
+	// Advice says what the client can do about this cause of refusal.
+	Advice string `json:"advice,omitempty"`
 }
 
 // Negotiate picks the body format from Accept (with q-values) and, when the
@@ -164,6 +166,7 @@ func Build(d *decision.Decision, requestID string, opt Options) Problem {
 	if opt.ShowRule && d.Action != decision.Conceal && code != decision.NotFound {
 		p.Rule = d.Rule
 	}
+	p.Advice = AdviceFor(CauseOf(d)).Text
 	return p
 }
 
@@ -200,7 +203,7 @@ func Render(d *decision.Decision, f Format, head bool, requestID string, opt Opt
 	case HTML:
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		body = renderHTML(&p, opt)
+		body = renderHTML(&p, AdviceFor(CauseOf(d)), opt)
 	case Text:
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		body = renderText(&p)
@@ -245,8 +248,8 @@ func renderText(p *Problem) []byte {
 	if p.Rule != "" {
 		b.WriteString("rule: " + sanitizeLine(p.Rule) + "\n")
 	}
-	if adv := advice(decision.ReasonCode(p.Code)); adv.Text != "" {
-		b.WriteString("what you can do: " + adv.Text + "\n")
+	if p.Advice != "" {
+		b.WriteString("what you can do: " + p.Advice + "\n")
 	}
 	b.WriteString("request id: " + sanitizeLine(p.RequestID) + "\n")
 	return b.Bytes()
@@ -269,50 +272,109 @@ type Advice struct {
 	Text string
 }
 
-func advice(code decision.ReasonCode) Advice {
+// Cause is a refusal's cause, finer than its code where the code covers
+// causes a client would fix differently (a 400 for an odd address and a 413
+// for a large body are both bad_request): the advice is the cause's own.
+// It is the code, or "code.subcause".
+type Cause string
+
+// Sub-causes. They are derived from the status and the engine's own reason
+// sentences (a test drives the engine to hold the two together).
+const (
+	CauseBodyTooLarge          Cause = "bad_request.body_too_large"
+	CauseBodyTooLargeToInspect Cause = "bad_request.body_too_large_to_inspect"
+	CauseBodyUnreadable        Cause = "bad_request.body_unreadable"
+	CauseFraming               Cause = "bad_request.framing"
+	CauseHeaderNotAccepted     Cause = "bad_request.header_not_accepted"
+	CauseNoPolicy              Cause = "unavailable.no_policy"
+)
+
+// CauseOf names d's cause.
+func CauseOf(d *decision.Decision) Cause {
+	code := d.Code
+	if d.Action == decision.Conceal || code == decision.NotFound {
+		// Every 404 gets the same advice: a concealed refusal must be
+		// indistinguishable from a missing page.
+		return Cause(decision.NotFound)
+	}
 	switch code {
-	case decision.Unauthenticated:
-		return Advice{"Sign-in required", "Sign in, or send your API key or token with the request, then try again."}
-	case decision.InvalidCredentials:
-		return Advice{"Credentials not accepted", "Your credentials were rejected (wrong, expired or revoked). Sign in again or get a new token."}
-	case decision.RoleRequired:
-		return Advice{"Not permitted for your account", "You are signed in, but your account lacks the permission this needs. Signing in again will not help: ask the site owner to grant it."}
-	case decision.IPBlocked, decision.IPNotAllowed:
-		return Advice{"Your network address is not allowed", "If you use a VPN or proxy, turn it off and try again; otherwise ask the site owner, quoting the request id."}
-	case decision.CountryBlocked, decision.ASNBlocked:
-		return Advice{"Not available from your location", "This site does not accept requests from your country or network. If you use a VPN, try without it."}
-	case decision.UserAgentBlocked:
-		return Advice{"Your client is not allowed", "Automated clients are refused here. Use a regular browser, identify your bot, or use the site's API."}
-	case decision.HotlinkBlocked:
-		return Advice{"Linking from other sites is not allowed", "Open the page that contains this resource on its own site instead of embedding or linking it."}
-	case decision.PathForbidden, decision.PolicyDenied:
-		return Advice{"Access forbidden", "This resource is not open to you. If you think it should be, ask the site owner, quoting the request id."}
-	case decision.DirectoryListingDisabled:
-		return Advice{"Folder listing is off", "This folder has no index page and its contents are not listed. Ask for a specific file instead."}
-	case decision.FileNotReadable:
-		return Advice{"File not readable", "The file exists but the server is not permitted to read it. The site owner needs to fix its permissions."}
-	case decision.WAFBlocked:
-		return Advice{"Request judged unsafe", "The security filter judged this request unsafe. If you were doing something ordinary, tell the site owner, quoting the request id."}
-	case decision.ChallengeRequired, decision.ChallengeFailed:
-		return Advice{"Browser check needed", "Enable JavaScript and cookies, and reload the page to pass the check."}
-	case decision.Banned:
-		return Advice{"Temporarily blocked", "Too many refused requests came from your address. Wait a while before trying again."}
-	case decision.RateLimited:
-		return Advice{"Too many requests", "Slow down and try again after the time given in Retry-After."}
-	case decision.NotFound:
-		return Advice{"Not found", "Check the address for typos."}
 	case decision.BadRequest:
-		return Advice{"Malformed request", "The request could not be understood safely. Check the address for odd characters or encoding."}
+		switch {
+		case strings.HasPrefix(d.Reason, "request body too large to inspect"):
+			return CauseBodyTooLargeToInspect
+		case d.Status == 413 || strings.HasPrefix(d.Reason, "request body too large"):
+			return CauseBodyTooLarge
+		case strings.HasPrefix(d.Reason, "the request body could not be read"):
+			return CauseBodyUnreadable
+		case strings.HasPrefix(d.Reason, "the request's framing is ambiguous"):
+			return CauseFraming
+		case strings.HasPrefix(d.Reason, "header ") && strings.Contains(d.Reason, " is not accepted"):
+			return CauseHeaderNotAccepted
+		}
 	case decision.Unavailable:
-		return Advice{"Temporarily unavailable", "A service needed to check this request is down. Try again in a minute."}
-	case decision.UpstreamError, decision.UpstreamTimeout:
-		return Advice{"The site behind this gateway did not answer properly", "Try again in a minute; if it persists, tell the site owner, quoting the request id."}
-	case decision.ClientCertificateRequired:
-		return Advice{"Client certificate required", "This needs a valid client certificate issued by the site's CA. Install yours in the browser or pass it to your client (curl --cert), or ask the site owner for one."}
-	case decision.MisdirectedRequest:
-		return Advice{"Wrong site for this connection", "This server does not serve that host name on this connection. Check the address; a browser retries on a new connection by itself."}
-	case decision.InternalError:
-		return Advice{"Internal error", "Something went wrong on our side. Try again; if it persists, tell the site owner, quoting the request id."}
+		if strings.HasPrefix(d.Reason, "the gateway has no policy loaded") {
+			return CauseNoPolicy
+		}
+	}
+	return Cause(code)
+}
+
+// advices is the advice for each cause. Each says what the cause is and
+// what would help with it; TestAdviceIsDistinct holds that no two causes
+// share a text by accident.
+var advices = map[Cause]Advice{
+	Cause(decision.Unauthenticated):           {"Sign-in required", "Sign in, or send your API key or token with the request, then try again."},
+	Cause(decision.InvalidCredentials):        {"Credentials not accepted", "Your credentials were rejected (wrong, expired or revoked). Sign in again or get a new token."},
+	Cause(decision.RoleRequired):              {"Not permitted for your account", "You are signed in, but your account lacks the permission this needs. Signing in again will not help: ask the site owner to grant it."},
+	Cause(decision.IPBlocked):                 {"Your network address is blocked", "Requests from your address are refused. If you use a VPN or proxy, turn it off and try again; otherwise ask the site owner, quoting the request id."},
+	Cause(decision.IPNotAllowed):              {"Only certain networks may use this", "This is open only to listed networks (an office, a VPN). Connect through one of them, or ask the site owner to add your address, quoting the request id."},
+	Cause(decision.CountryBlocked):            {"Not available from your location", "This site does not accept requests from your country. If you use a VPN, try without it."},
+	Cause(decision.ASNBlocked):                {"Not available from your network", "Requests from your network provider (often a hosting or cloud network) are refused. Try from a home or mobile connection, without a VPN or proxy."},
+	Cause(decision.UserAgentBlocked):          {"Your client is not allowed", "Automated clients are refused here. Use a regular browser, identify your bot, or use the site's API."},
+	Cause(decision.HotlinkBlocked):            {"Linking from other sites is not allowed", "Open the page that contains this resource on its own site instead of embedding or linking it."},
+	Cause(decision.PathForbidden):             {"Access forbidden", "This resource is not open to you. If you think it should be, ask the site owner, quoting the request id."},
+	Cause(decision.PolicyDenied):              {"Refused by the site's policy", "The site's rules refuse this request as sent. If you think they should not, ask the site owner, quoting the request id."},
+	Cause(decision.DirectoryListingDisabled):  {"Folder listing is off", "This folder has no index page and its contents are not listed. Ask for a specific file instead."},
+	Cause(decision.FileNotReadable):           {"File not readable", "The file exists but the server is not permitted to read it. The site owner needs to fix its permissions."},
+	Cause(decision.WAFBlocked):                {"Request judged unsafe", "The security filter judged this request unsafe. If you were doing something ordinary, tell the site owner, quoting the request id."},
+	Cause(decision.ChallengeRequired):         {"Browser check needed", "Enable JavaScript and cookies, and reload the page to pass the check."},
+	Cause(decision.ChallengeFailed):           {"Browser check not passed", "The check did not succeed. Reload the page in a regular browser with JavaScript and cookies on; extensions that block scripts can cause this."},
+	Cause(decision.Banned):                    {"Temporarily blocked", "Too many refused requests came from your address. Wait a while before trying again."},
+	Cause(decision.RateLimited):               {"Too many requests", "Slow down and try again after the time given in Retry-After."},
+	Cause(decision.NotFound):                  {"Not found", "Check the address for typos."},
+	Cause(decision.BadRequest):                {"Malformed request", "The address could not be understood safely. Check it for odd characters or encoding (encoded slashes, dot segments, backslashes)."},
+	CauseBodyTooLarge:                         {"Request body too large", "The request body is over the size this site accepts. Send less: upload large files in parts, compress the body, or ask the site owner for the limit."},
+	CauseBodyTooLargeToInspect:                {"Request body too large to check", "The body is larger than the security filter can inspect, so it is refused rather than passed unchecked. Send a smaller body, or split it into several requests."},
+	CauseBodyUnreadable:                       {"Request body could not be read", "The body ended early or did not match its Content-Length or chunked encoding. Send the request again; if it persists, check the client's upload."},
+	CauseFraming:                              {"Ambiguous request", "The request's length was given two ways that disagree (Content-Length and Transfer-Encoding), which proxies can read differently. Send it with one of them."},
+	CauseHeaderNotAccepted:                    {"Header not accepted", "A header that would override the address or method (such as X-Original-URL or X-HTTP-Method-Override) is refused here. Send the request without it."},
+	Cause(decision.Unavailable):               {"Temporarily unavailable", "A service needed to check this request (a key server, a database) is down. Try again in a minute."},
+	CauseNoPolicy:                             {"Starting up", "The gateway has not loaded its rules yet. Try again in a few seconds."},
+	Cause(decision.UpstreamError):             {"The site behind this gateway did not answer properly", "Try again in a minute; if it persists, tell the site owner, quoting the request id."},
+	Cause(decision.UpstreamTimeout):           {"The site behind this gateway did not answer in time", "It may be busy: try again in a minute, or ask for less at once; if it persists, tell the site owner, quoting the request id."},
+	Cause(decision.ClientCertificateRequired): {"Client certificate required", "This needs a valid client certificate issued by the site's CA. Install yours in the browser or pass it to your client (curl --cert), or ask the site owner for one."},
+	Cause(decision.MisdirectedRequest):        {"Wrong site for this connection", "This server does not serve that host name on this connection. Check the address; a browser retries on a new connection by itself."},
+	Cause(decision.InternalError):             {"Internal error", "Something went wrong on our side. Try again; if it persists, tell the site owner, quoting the request id."},
+}
+
+// Causes lists every cause that has advice, for docs and tests.
+func Causes() []Cause {
+	out := make([]Cause, 0, len(advices))
+	for c := range advices {
+		out = append(out, c)
+	}
+	return out
+}
+
+// AdviceFor is the advice for a cause; a cause with none of its own gets
+// its code's.
+func AdviceFor(c Cause) Advice {
+	if a, ok := advices[c]; ok {
+		return a
+	}
+	code, _, _ := strings.Cut(string(c), ".")
+	if a, ok := advices[Cause(code)]; ok {
+		return a
 	}
 	return Advice{"Request refused", ""}
 }
@@ -343,12 +405,8 @@ code{background:#f0f1f4;padding:.1rem .35rem;border-radius:4px}
 </main></body></html>
 `))
 
-func renderHTML(p *Problem, opt Options) []byte {
+func renderHTML(p *Problem, a Advice, opt Options) []byte {
 	var b bytes.Buffer
-	a := advice(decision.ReasonCode(p.Code))
-	if p.Code == string(decision.NotFound) {
-		a = Advice{"Not found", "Check the address for typos."}
-	}
 	_ = page.Execute(&b, struct {
 		P       *Problem
 		A       Advice

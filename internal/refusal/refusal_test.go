@@ -60,7 +60,8 @@ func TestBuild(t *testing.T) {
 	p := refusal.Build(&d, "rid1", refusal.Options{})
 	want := refusal.Problem{Type: "urn:warden:reason:role_required", Title: "Forbidden", Status: 403,
 		Detail: "account lacks role: admin", Code: "role_required", RequestID: "rid1",
-		Error: "forbidden", Reason: "account lacks role: admin"}
+		Error: "forbidden", Reason: "account lacks role: admin",
+		Advice: refusal.AdviceFor(refusal.Cause(decision.RoleRequired)).Text}
 	if p != want {
 		t.Errorf("Build:\n got %+v\nwant %+v", p, want)
 	}
@@ -129,7 +130,8 @@ func TestWriteJSON(t *testing.T) {
 	}
 	want := map[string]any{"type": "urn:warden:reason:role_required", "title": "Forbidden", "status": 403.0,
 		"detail": "account lacks role: admin", "code": "role_required", "request_id": "req-123",
-		"error": "forbidden", "reason": "account lacks role: admin"}
+		"error": "forbidden", "reason": "account lacks role: admin",
+		"advice": "You are signed in, but your account lacks the permission this needs. Signing in again will not help: ask the site owner to grant it."}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %#v, want %#v", k, got[k], v)
@@ -222,7 +224,8 @@ func TestHTMLSaysWhatToDo(t *testing.T) {
 		decision.UserAgentBlocked:         "API",
 		decision.DirectoryListingDisabled: "Folder listing is off",
 		decision.FileNotReadable:          "permissions",
-		decision.UpstreamTimeout:          "did not answer properly",
+		decision.UpstreamError:            "did not answer properly",
+		decision.UpstreamTimeout:          "did not answer in time",
 	} {
 		w := write(decision.Refuse(code, "r"), "GET", "text/html", "", refusal.Options{})
 		if !strings.Contains(w.body, must) {
