@@ -168,7 +168,7 @@ default: allow
 		`bad.yaml:16: config.handle[0].timeout: "5 seconds" is not a duration (write it as 500ms, 5s or 2m)`,
 		`bad.yaml:17: config.handle[0].listing: want true or false, got "maybe"`,
 		// far from every known key: the hint lists them instead
-		`bad.yaml:18: unknown key "zzzzzzzzzz" in config.handle[0] (known keys: path, upstream, preserve_host, timeout, max_connections, root, index, listing, listing_on, listing_off, serve_dotfiles)`,
+		`bad.yaml:18: unknown key "zzzzzzzzzz" in config.handle[0] (known keys: host, path, upstream, preserve_host, timeout, max_connections, root, index, listing, listing_on, listing_off, serve_dotfiles)`,
 		`bad.yaml:19: config.refusals: want a mapping of settings, got a list`,
 		`bad.yaml:22: config.ip_lists: duplicate key "x"`,
 		`bad.yaml:23: duplicate key "default" in config`,

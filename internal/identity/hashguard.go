@@ -53,7 +53,8 @@ type hashGuardOptions struct {
 	// max(1, GOMAXPROCS/2)).
 	Slots int
 	// MaxWaiting is how many requests may wait for a slot; the next is
-	// refused at once (default 4 × Slots).
+	// refused at once (default 32 × Slots: an ordinary burst of sign-ins
+	// waits; the Wait bound, not the count, turns a flood away).
 	MaxWaiting int
 	// Wait bounds the time a request waits for a slot (default 75 ms).
 	Wait time.Duration
@@ -103,7 +104,7 @@ func newHashGuard(opts hashGuardOptions) (*hashGuard, error) {
 		opts.Slots = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if opts.MaxWaiting <= 0 {
-		opts.MaxWaiting = 4 * opts.Slots
+		opts.MaxWaiting = 32 * opts.Slots
 	}
 	if opts.Wait <= 0 {
 		opts.Wait = DefaultHashWait
