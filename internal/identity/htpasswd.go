@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -376,74 +375,13 @@ func splitAPR1(hash string) (salt, sum string, err error) {
 
 const cryptAlphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-// apr1Crypt computes Apache's MD5-crypt ("$apr1$"), the algorithm of
-// Poul-Henning Kamp's md5crypt with Apache's magic string, using the salt
-// of hash. It exists only for files loaded with allow_weak_hashes.
+// apr1Crypt computes Apache's MD5-crypt ("$apr1$"): md5crypt with
+// Apache's magic string, using the salt of hash. It exists only for files
+// loaded with allow_weak_hashes.
 func apr1Crypt(password, hash string) (string, error) {
 	salt, _, err := splitAPR1(hash)
 	if err != nil {
 		return "", err
 	}
-	const magic = "$apr1$"
-	pw := []byte(password)
-
-	alt := md5.New()
-	alt.Write(pw)
-	alt.Write([]byte(salt))
-	alt.Write(pw)
-	altSum := alt.Sum(nil)
-
-	ctx := md5.New()
-	ctx.Write(pw)
-	ctx.Write([]byte(magic))
-	ctx.Write([]byte(salt))
-	for i := len(pw); i > 0; i -= 16 {
-		ctx.Write(altSum[:min(i, 16)])
-	}
-	for i := len(pw); i > 0; i >>= 1 {
-		if i&1 != 0 {
-			ctx.Write([]byte{0})
-		} else {
-			ctx.Write(pw[:1])
-		}
-	}
-	sum := ctx.Sum(nil)
-
-	for i := range 1000 {
-		round := md5.New()
-		if i&1 != 0 {
-			round.Write(pw)
-		} else {
-			round.Write(sum)
-		}
-		if i%3 != 0 {
-			round.Write([]byte(salt))
-		}
-		if i%7 != 0 {
-			round.Write(pw)
-		}
-		if i&1 != 0 {
-			round.Write(sum)
-		} else {
-			round.Write(pw)
-		}
-		sum = round.Sum(sum[:0])
-	}
-
-	var out strings.Builder
-	out.WriteString(magic + salt + "$")
-	encode := func(a, b, c byte, n int) {
-		v := uint(a)<<16 | uint(b)<<8 | uint(c)
-		for ; n > 0; n-- {
-			out.WriteByte(cryptAlphabet[v&0x3f])
-			v >>= 6
-		}
-	}
-	encode(sum[0], sum[6], sum[12], 4)
-	encode(sum[1], sum[7], sum[13], 4)
-	encode(sum[2], sum[8], sum[14], 4)
-	encode(sum[3], sum[9], sum[15], 4)
-	encode(sum[4], sum[10], sum[5], 4)
-	encode(0, 0, sum[11], 2)
-	return out.String(), nil
+	return md5Crypt(password, "$apr1$", salt), nil
 }
