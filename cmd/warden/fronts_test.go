@@ -8,7 +8,6 @@ package main
 // decision log, under the same policy, must report no change.
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -19,10 +18,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/warden-gateway/warden/internal/authz/authztest"
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
@@ -142,50 +141,6 @@ handle:
 	return p
 }
 
-// recordLog collects the decision records a front end logs.
-type recordLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *recordLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *recordLog) text() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// byID returns the decision records, by request id.
-func (l *recordLog) byID(t *testing.T) map[string][]engine.Record {
-	t.Helper()
-	out := map[string][]engine.Record{}
-	for _, line := range strings.Split(strings.TrimSpace(l.text()), "\n") {
-		if line == "" {
-			continue
-		}
-		var probe struct {
-			Msg string `json:"msg"`
-		}
-		if err := json.Unmarshal([]byte(line), &probe); err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-		if probe.Msg != "decision" {
-			continue
-		}
-		var rec engine.Record
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("decision record: %v: %s", err, line)
-		}
-		out[rec.RequestID] = append(out[rec.RequestID], rec)
-	}
-	return out
-}
-
 // comparable keeps what must be the same whichever front end judged: the
 // request id, the front end's name, its handler, the peer's port, what was
 // sent and the WAF's log lines (they carry the request id) differ.
@@ -251,7 +206,7 @@ func TestFrontEndsAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var gwLog, mwLog recordLog
+	var gwLog, mwLog authztest.RecordLog
 	gw := gatewaytest.Start(t, cfg, slog.New(slog.NewJSONHandler(&gwLog, nil)), nil)
 
 	src, err := os.ReadFile(policyPath)
@@ -288,13 +243,13 @@ func TestFrontEndsAgree(t *testing.T) {
 		ids[c.name] = [2]string{gid, mid}
 		statuses[c.name] = sent{gs, ms}
 	}
-	gwRecs, mwRecs := gwLog.byID(t), mwLog.byID(t)
+	gwRecs, mwRecs := gwLog.ByID(t), mwLog.ByID(t)
 
 	for _, c := range frontCases {
 		t.Run(c.name, func(t *testing.T) {
 			gid, mid := ids[c.name][0], ids[c.name][1]
 			if len(gwRecs[gid]) != 1 {
-				t.Fatalf("gateway: %d decision records for %s, want exactly one:\n%s", len(gwRecs[gid]), gid, gwLog.text())
+				t.Fatalf("gateway: %d decision records for %s, want exactly one:\n%s", len(gwRecs[gid]), gid, gwLog.Text())
 			}
 			g := gwRecs[gid][0]
 			got := strings.TrimSpace(g.Action + " " + g.Code)
@@ -351,7 +306,7 @@ func TestFrontEndsAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	sum, err := replay(rt, strings.NewReader(gwLog.text()), time.Now())
+	sum, err := replay(rt, strings.NewReader(gwLog.Text()), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/warden-gateway/warden/internal/authz/authztest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -41,7 +42,7 @@ ext_authz: { listen: %q, peers: [%s] }
 	}
 	policy("127.0.0.1/32")
 	cmd := wardenCmd(t, dir, "serve", "--config", "policy.yaml")
-	var stderr recordLog
+	var stderr authztest.RecordLog
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -68,17 +69,17 @@ ext_authz: { listen: %q, peers: [%s] }
 		}
 		select {
 		case <-done:
-			t.Fatalf("warden serve exited:\n%s", stderr.text())
+			t.Fatalf("warden serve exited:\n%s", stderr.Text())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the services are not listening after 20s:\n%s", stderr.text())
+			t.Fatalf("the services are not listening after 20s:\n%s", stderr.Text())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	// No listen: in the config, so no gateway on the default address.
-	if strings.Contains(stderr.text(), "serving policy.yaml on") {
-		t.Errorf("the gateway runs though the config names no listen:\n%s", stderr.text())
+	if strings.Contains(stderr.Text(), "serving policy.yaml on") {
+		t.Errorf("the gateway runs though the config names no listen:\n%s", stderr.Text())
 	}
 
 	forward := func(uri string) int {
@@ -113,7 +114,7 @@ ext_authz: { listen: %q, peers: [%s] }
 		return 200
 	}
 	if got := [4]int{forward("/pub"), forward("/private/x"), check("/pub"), check("/private/x")}; got != [4]int{200, 403, 200, 403} {
-		t.Fatalf("forward-auth and ext_authz answered %v, want [200 403 200 403]\n%s", got, stderr.text())
+		t.Fatalf("forward-auth and ext_authz answered %v, want [200 403 200 403]\n%s", got, stderr.Text())
 	}
 	if resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health: %v %v", resp, err)
@@ -125,7 +126,7 @@ ext_authz: { listen: %q, peers: [%s] }
 	deadline = time.Now().Add(20 * time.Second)
 	for forward("/pub") != http.StatusForbidden || check("/pub") != http.StatusForbidden {
 		if time.Now().After(deadline) {
-			t.Fatalf("after SIGHUP, 127.0.0.1 is still a peer:\n%s", stderr.text())
+			t.Fatalf("after SIGHUP, 127.0.0.1 is still a peer:\n%s", stderr.Text())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
