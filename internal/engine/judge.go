@@ -298,6 +298,13 @@ func (e *Engine) identifyBot(rt *Runtime, w *Wire, o *Outcome) {
 	if ids == nil {
 		return
 	}
+	// Most requests claim to be no bot: they cost one look at two headers,
+	// not a request built for the verifier.
+	signed := ids.Signed != nil && len(w.Header["Signature-Input"]) > 0
+	claims := ids.Crawlers != nil && ids.Crawlers.Claimed(w.Header.Get("User-Agent")) != ""
+	if !signed && !claims {
+		return
+	}
 	scheme := "http"
 	if w.TLS {
 		scheme = "https"
