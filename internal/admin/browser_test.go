@@ -7,39 +7,24 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/warden-gateway/warden/internal/proctest"
+
 	"github.com/chromedp/chromedp"
 
 	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
 )
 
-// chromium finds Debian's chromium; without it the test skips, or fails
-// under CI=true (scripts/test.sh installs it).
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (apt-get install chromium; scripts/test.sh does)")
-	}
-	t.Skip("chromium is not installed")
-	return ""
-}
-
 // TestAdminPageInABrowser opens the admin page in headless Chromium after
 // known refusals: the chart shows them by code, and the request-id search
 // shows the trace of one of them. The screenshot is kept as an artifact.
 func TestAdminPageInABrowser(t *testing.T) {
-	exe := chromium(t)
+	exe := proctest.Program(t, "chromium", "chromium-browser", "google-chrome")
 	cfg := testPolicy(t)
 	srv, rt := gatewaytest.Build(t, cfg, slog.New(slog.DiscardHandler))
 	adm, err := New(srv.Engine, nil, testToken)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/warden-gateway/warden/internal/proctest"
 )
 
 // Test vectors of Ulrich Drepper's SHA-crypt specification
@@ -40,13 +42,7 @@ func TestSHACryptSpecVectors(t *testing.T) {
 // toolHash runs a hash-making tool and returns the hash it prints.
 func toolHash(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
+	path := proctest.Program(t, name)
 	out, err := exec.Command(path, args...).Output()
 	if err != nil {
 		t.Fatalf("%s %v: %v", name, args, err)

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-gateway/warden/internal/proctest"
+
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 
@@ -56,16 +58,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // loopbackDNS answers A 127.0.0.1 for every name (and no AAAA), over UDP
@@ -116,7 +108,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *p
 	if err := os.WriteFile(caRoot, ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	api, mgmt := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	api, mgmt := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress": api, "managementListenAddress": mgmt,
 		"certificate": cert, "privateKey": key,
@@ -271,7 +263,7 @@ func servedCert(t *testing.T, addr, name string, roots *x509.CertPool, within ti
 // in its own TLS handshakes), obtains on demand a certificate for a name
 // on the allow list, and never for one that is not.
 func TestACMEWithPebble(t *testing.T) {
-	httpPort, tlsPort := freePort(t), freePort(t)
+	httpPort, tlsPort := proctest.FreePort(t), proctest.FreePort(t)
 	const validity = 30 * time.Second
 	p := startPebble(t, httpPort, tlsPort, validity)
 	addr := fmt.Sprintf("127.0.0.1:%d", tlsPort)

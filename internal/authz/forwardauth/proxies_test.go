@@ -15,37 +15,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/warden-gateway/warden/internal/proctest"
+
 	"github.com/warden-gateway/warden/internal/authz/authztest"
 )
-
-// program finds a Debian program the tests drive; without it the test
-// fails under CI=true and is skipped otherwise.
-func program(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (scripts/test.sh installs it)", name)
-	}
-	t.Skipf("%s is not installed; scripts/test.sh installs it", name)
-	return ""
-}
 
 // snippet is the fenced block after <!-- snippet:name --> in the docs.
 func snippet(t *testing.T, name string) string {
@@ -60,65 +40,6 @@ func snippet(t *testing.T, name string) string {
 		t.Fatalf("docs/decision-service.md has no snippet %q", name)
 	}
 	return string(m[1])
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// startProcess runs a server in the foreground with its output in a file,
-// waits until addr accepts connections, and stops it when the test ends.
-func startProcess(t *testing.T, addr, dir string, env []string, name string, args ...string) (logs func() string) {
-	t.Helper()
-	out, err := os.CreateTemp(dir, "server-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	})
-	logs = func() string {
-		b, _ := os.ReadFile(out.Name())
-		return string(b)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Fatalf("%s exited before listening on %s:\n%s", name, addr, logs())
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return logs
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-	t.Fatalf("%s not listening on %s after 20s:\n%s", name, addr, logs())
-	return nil
 }
 
 // upstream is the application behind the proxy: it records the headers of
@@ -286,15 +207,12 @@ func startWarden(t *testing.T) (*authztest.Policy, string, *authztest.RecordLog)
 }
 
 func TestNginxAuthRequest(t *testing.T) {
-	nginx := program(t, "nginx")
+	proctest.Program(t, "nginx") // skip (or fail under CI) before anything starts
 	p, wardenAddr, log := startWarden(t)
 	up := newUpstream(t)
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
-	for _, sub := range []string{"tmp", "logs"} {
-		os.MkdirAll(filepath.Join(dir, sub), 0o755)
-	}
-	port := freePort(t)
+	port := proctest.FreePort(t)
 	site := snippet(t, "nginx")
 	site = strings.ReplaceAll(site, "127.0.0.1:9091", wardenAddr)
 	site = strings.ReplaceAll(site, "127.0.0.1:8000", strings.TrimPrefix(up.srv.URL, "http://"))
@@ -303,28 +221,11 @@ func TestNginxAuthRequest(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "warden_describe.conf"), []byte(snippet(t, "nginx-describe")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf(`worker_processes 1;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/tmp/body;
-  proxy_temp_path %[1]s/tmp/proxy;
-  fastcgi_temp_path %[1]s/tmp/fastcgi;
-  uwsgi_temp_path %[1]s/tmp/uwsgi;
-  scgi_temp_path %[1]s/tmp/scgi;
-%[2]s
-}
-`, dir, site)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	logs := startProcess(t, addr, dir, nil, nginx, "-p", dir, "-c", confPath,
-		"-g", "daemon off; master_process on; pid "+filepath.Join(dir, "nginx.pid")+"; error_log stderr;")
+	srv := proctest.StartNginx(t, dir, proctest.NginxConf(t, dir, "", site), addr)
 	runProbes(t, "http://"+addr, up, probes(p, t))
 	if t.Failed() {
-		t.Logf("nginx:\n%s\nwarden:\n%s", logs(), log.Text())
+		t.Logf("nginx:\n%s\nwarden:\n%s", srv.Logs(), log.Text())
 	}
 	// Each request was judged once: the refusals nginx fetched again from
 	// /refusal were not logged again.
@@ -340,11 +241,11 @@ http {
 }
 
 func TestCaddyForwardAuth(t *testing.T) {
-	caddy := program(t, "caddy")
+	caddy := proctest.Program(t, "caddy")
 	p, wardenAddr, log := startWarden(t)
 	up := newUpstream(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := proctest.FreePort(t)
 	site := snippet(t, "caddy")
 	site = strings.ReplaceAll(site, "127.0.0.1:9091", wardenAddr)
 	site = strings.ReplaceAll(site, "127.0.0.1:8000", strings.TrimPrefix(up.srv.URL, "http://"))
@@ -356,9 +257,9 @@ func TestCaddyForwardAuth(t *testing.T) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	env := []string{"HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
-	logs := startProcess(t, addr, dir, env, caddy, "run", "--config", confPath, "--adapter", "caddyfile")
+	srv := proctest.Start(t, addr, proctest.Options{Dir: dir, Env: env}, caddy, "run", "--config", confPath, "--adapter", "caddyfile")
 	runProbes(t, "http://"+addr, up, probes(p, t))
 	if t.Failed() {
-		t.Logf("caddy:\n%s\nwarden:\n%s", logs(), log.Text())
+		t.Logf("caddy:\n%s\nwarden:\n%s", srv.Logs(), log.Text())
 	}
 }

@@ -7,9 +7,10 @@ package browsertest
 import (
 	"context"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/warden-gateway/warden/internal/proctest"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
@@ -19,19 +20,7 @@ import (
 // Chromium finds the browser.
 func Chromium(t testing.TB) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium not found (apt-get install chromium; scripts/test.sh installs it)")
-	}
-	t.Skip("chromium not found; apt-get install chromium")
-	return ""
+	return proctest.Program(t, "chromium", "chromium-browser", "google-chrome")
 }
 
 // Start starts a headless browser for the test; it stops when the test

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warden-gateway/warden/internal/proctest"
+
 	"github.com/warden-gateway/warden/internal/importer"
 	"github.com/warden-gateway/warden/internal/importer/importtest"
 )
@@ -126,8 +128,8 @@ var apacheSummary importtest.Summary
 var debianOptions = "Options Indexes FollowSymLinks"
 
 func TestDifferentialApache(t *testing.T) {
-	importtest.Program(t, "apache2")
-	importtest.Program(t, "htpasswd")
+	proctest.Program(t, "apache2")
+	proctest.Program(t, "htpasswd")
 	t.Cleanup(func() { apacheSummary.Print(t, "apache") })
 	for _, c := range apacheCases {
 		t.Run(c.Name, func(t *testing.T) {

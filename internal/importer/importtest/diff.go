@@ -16,9 +16,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warden-gateway/warden/internal/proctest"
 
 	"github.com/warden-gateway/warden/internal/importer"
 
@@ -31,26 +32,6 @@ import (
 // docroot, send every server the same requests from several 127.0.0.x
 // addresses with several Referers and credentials, and require the same
 // status for each.
-
-// Program finds a Debian Program the tests drive; without it the test
-// fails under CI=true and is skipped otherwise.
-func Program(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (scripts/test.sh installs it)", name)
-	}
-	t.Skipf("%s is not installed; scripts/test.sh installs it", name)
-	return ""
-}
 
 // WorldDir makes a folder every user can read (the servers' workers run as
 // nobody), removed when the test ends.
@@ -214,122 +195,27 @@ func statuses(t *testing.T, base string, probes []probe, clients map[string]*htt
 	return out
 }
 
-func FreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// waitListening waits until addr accepts connections or the process ends.
-func waitListening(t *testing.T, addr string, exited <-chan struct{}, logs func() string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Fatalf("server exited before listening on %s:\n%s", addr, logs())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("server not listening on %s after 15s:\n%s", addr, logs())
-}
-
-// StartProcess runs a server in the foreground, its output in a file (a
-// pipe would stay open in worker processes), and stops it when the test
-// ends: SIGTERM, which makes the master stop its workers, then SIGKILL to
-// its process group if it lingers.
-func StartProcess(t *testing.T, addr, dir, logFile, name string, args ...string) {
-	t.Helper()
-	out, err := os.CreateTemp(dir, "server-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		// Workers of the group this test started, should any outlive their
-		// master.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	})
-	logs := func() string {
-		b, _ := os.ReadFile(out.Name())
-		s := string(b)
-		if logFile != "" {
-			if b, err := os.ReadFile(logFile); err == nil {
-				s += string(b)
-			}
-		}
-		return s
-	}
-	waitListening(t, addr, exited, logs)
-}
-
 // StartNginx writes nginx.conf around a server body and runs nginx on it.
 func StartNginx(t *testing.T, dir, body string) (base, confPath string) {
 	t.Helper()
-	nginx := Program(t, "nginx")
-	port := FreePort(t)
+	port := proctest.FreePort(t)
 	confPath = WriteNginxConf(t, dir, port, body)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	StartProcess(t, addr, dir, "", nginx, "-p", dir, "-c", confPath,
-		"-g", "daemon off; master_process on; pid "+filepath.Join(dir, "nginx.pid")+"; error_log stderr;")
+	proctest.StartNginx(t, dir, confPath, addr)
 	return "http://" + addr, confPath
 }
 
 // WriteNginxConf writes dir/nginx.conf: one server on 127.0.0.1:port for
-// example.com with root dir/www around body.
+// example.com with root dir/www around body. Workers run as nobody, which
+// is why the test folders are world-readable.
 func WriteNginxConf(t *testing.T, dir string, port int, body string) string {
 	t.Helper()
-	for _, sub := range []string{"tmp", "logs"} {
-		os.MkdirAll(filepath.Join(dir, sub), 0o755)
-	}
-	conf := fmt.Sprintf(`user nobody nogroup;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/tmp/body;
-  proxy_temp_path %[1]s/tmp/proxy;
-  fastcgi_temp_path %[1]s/tmp/fastcgi;
-  uwsgi_temp_path %[1]s/tmp/uwsgi;
-  scgi_temp_path %[1]s/tmp/scgi;
-  server {
+	return proctest.NginxConf(t, dir, "user nobody nogroup;\n", fmt.Sprintf(`  server {
     listen 127.0.0.1:%[2]d;
     server_name example.com;
     root %[1]s/www;
 %[3]s
-  }
-}
-`, dir, port, body)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return confPath
+  }`, dir, port, body))
 }
 
 var ApacheModules = []string{
@@ -341,8 +227,8 @@ var ApacheModules = []string{
 // file of <Directory> blocks when dirsConf is not empty) and runs Apache.
 func StartApache(t *testing.T, dir, dirsConf, serverConf string) string {
 	t.Helper()
-	apache := Program(t, "apache2")
-	port := FreePort(t)
+	apache := proctest.Program(t, "apache2")
+	port := proctest.FreePort(t)
 	var b strings.Builder
 	fmt.Fprintf(&b, "ServerRoot %s\nListen 127.0.0.1:%d\nServerName example.com\n", dir, port)
 	fmt.Fprintf(&b, "PidFile %[1]s/httpd.pid\nErrorLog %[1]s/error.log\nLogLevel warn\nDefaultRuntimeDir %[1]s\nMutex posixsem\n", dir)
@@ -372,7 +258,7 @@ func StartApache(t *testing.T, dir, dirsConf, serverConf string) string {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	StartProcess(t, addr, dir, filepath.Join(dir, "error.log"), apache, "-f", conf, "-DFOREGROUND")
+	proctest.Start(t, addr, proctest.Options{Dir: dir, ExtraLog: filepath.Join(dir, "error.log")}, apache, "-f", conf, "-DFOREGROUND")
 	return "http://" + addr
 }
 
@@ -421,7 +307,7 @@ func Numbered(b []byte) string {
 // MakeHtpasswd writes a bcrypt user file with the real htpasswd tool.
 func MakeHtpasswd(t *testing.T, path string) {
 	t.Helper()
-	htpasswd := Program(t, "htpasswd")
+	htpasswd := proctest.Program(t, "htpasswd")
 	out, err := exec.Command(htpasswd, "-bcB", path, "alice", "secret").CombinedOutput()
 	if err != nil {
 		t.Fatalf("htpasswd: %v\n%s", err, out)

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/warden-gateway/warden/internal/proctest"
 )
 
 // HashUser is one user of the user file, with the password that signs in.
@@ -21,8 +23,8 @@ type HashUser struct {
 // users.
 func HashUsers(t *testing.T, path string) []HashUser {
 	t.Helper()
-	htpasswd := Program(t, "htpasswd")
-	openssl := Program(t, "openssl")
+	htpasswd := proctest.Program(t, "htpasswd")
+	openssl := proctest.Program(t, "openssl")
 	var users []HashUser
 	var lines []string
 	run := func(kind, user, pw string, name string, args ...string) {

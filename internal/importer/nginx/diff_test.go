@@ -3,6 +3,8 @@ package nginx
 import (
 	"testing"
 
+	"github.com/warden-gateway/warden/internal/proctest"
+
 	"github.com/warden-gateway/warden/internal/importer/importtest"
 )
 
@@ -99,8 +101,8 @@ var nginxCases = []importtest.Case{
 var nginxSummary importtest.Summary
 
 func TestDifferentialNginx(t *testing.T) {
-	importtest.Program(t, "nginx")
-	importtest.Program(t, "htpasswd")
+	proctest.Program(t, "nginx")
+	proctest.Program(t, "htpasswd")
 	up := importtest.UpstreamServer(t)
 	t.Cleanup(func() { nginxSummary.Print(t, "nginx") })
 	for _, c := range nginxCases {

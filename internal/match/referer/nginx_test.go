@@ -10,28 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-gateway/warden/internal/proctest"
 )
 
 // These tests run the real nginx (Debian's nginx or nginx-light package)
 // with the same valid_referers lists and compare its answer for every
 // Referer with ours.
-
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("nginx is not installed (apt-get install -y nginx)")
-	}
-	t.Skip("nginx is not installed (apt-get install -y nginx)")
-	return ""
-}
 
 // nginxQuote quotes an argument for nginx.conf. nginx rewrites \" \' \\ \t
 // \r \n inside tokens; the tests avoid them rather than escape them.
@@ -81,54 +66,15 @@ func writeNginxConf(t *testing.T, dir string, port int, serverNames []string, lo
 	return path
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startNginx runs nginx in the foreground and stops it when the test ends.
 func startNginx(t *testing.T, serverNames []string, locs []location) int {
 	t.Helper()
-	bin := nginxBinary(t)
+	bin := proctest.Program(t, "nginx")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := proctest.FreePort(t)
 	conf := writeNginxConf(t, dir, port, serverNames, locs)
-	cmd := exec.Command(bin, "-p", dir, "-c", conf)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited // closed, never consumed: safe however the test ended
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return port
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited: %v\n%s\n%s", waitErr, stderr.String(), log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %d: %s", port, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	proctest.Start(t, fmt.Sprintf("127.0.0.1:%d", port), proctest.Options{Dir: dir, ExtraLog: filepath.Join(dir, "error.log")}, bin, "-p", dir, "-c", conf)
+	return port
 }
 
 // nginxStatus sends one raw request (so any bytes reach nginx as written).
@@ -163,9 +109,9 @@ func nginxStatus(t *testing.T, port int, path, referer string, present bool) int
 // nginxAccepts reports whether `nginx -t` accepts a valid_referers line.
 func nginxAccepts(t *testing.T, serverNames, entries []string) (bool, string) {
 	t.Helper()
-	bin := nginxBinary(t)
+	bin := proctest.Program(t, "nginx")
 	dir := t.TempDir()
-	conf := writeNginxConf(t, dir, freePort(t), serverNames, []location{{entries}})
+	conf := writeNginxConf(t, dir, proctest.FreePort(t), serverNames, []location{{entries}})
 	out, err := exec.Command(bin, "-t", "-p", dir, "-c", conf).CombinedOutput()
 	return err == nil, string(out)
 }
@@ -235,7 +181,7 @@ var diffReferers = func() []struct {
 }()
 
 func TestAgreesWithNginx(t *testing.T) {
-	nginxBinary(t)
+	proctest.Program(t, "nginx")
 	port := startNginx(t, diffServerNames, diffLocations)
 	checked := 0
 	for i, loc := range diffLocations {
@@ -259,7 +205,7 @@ func TestAgreesWithNginx(t *testing.T) {
 }
 
 func TestConfigErrorsAgreeWithNginx(t *testing.T) {
-	nginxBinary(t)
+	proctest.Program(t, "nginx")
 	cases := [][]string{
 		{"none"},
 		{"blocked"},
@@ -309,7 +255,7 @@ func TestConfigErrorsAgreeWithNginx(t *testing.T) {
 // TestServerNamesDefaultAgreesWithNginx: a server block without server_name
 // has the name "" in nginx, so `server_names` then admits an empty host.
 func TestServerNamesDefaultAgreesWithNginx(t *testing.T) {
-	nginxBinary(t)
+	proctest.Program(t, "nginx")
 	locs := []location{{[]string{"server_names"}}, {[]string{"none", "server_names"}}, {[]string{"server_names", "example.com"}}}
 	port := startNginx(t, nil, locs)
 	for i, loc := range locs {

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warden-gateway/warden/internal/proctest"
 )
 
 // Server is one redis-server process the test owns.
@@ -34,19 +36,7 @@ type Server struct {
 // Binary finds redis-server, or skips (fails with CI=true).
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("redis-server not found (CI=true): scripts/test.sh installs Debian's redis-server")
-	}
-	t.Skip("redis-server not found; apt-get install redis-server (scripts/test.sh does)")
-	return ""
+	return proctest.Program(t, "redis-server")
 }
 
 // Start runs a redis-server on a free loopback port; it is stopped when the
