@@ -62,7 +62,7 @@ func openFrontDoor(cfg *config.Config, hs *http.Server, ln net.Listener, logger 
 		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
 	hs.Handler = m.WrapHSTS(hs.Handler)
-	fd.ln = gateway.WrapTLSListener(ln, &cfg.Limits, hs.TLSConfig)
+	fd.ln = gateway.ServeTLSOn(hs, ln, &cfg.Limits)
 	if fd.redirLn != nil {
 		fd.redirect = &http.Server{
 			Handler:           m.RedirectHandler(opt.TLSPort),

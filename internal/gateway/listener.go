@@ -60,8 +60,8 @@ func WrapListener(ln net.Listener, l *config.Limits) net.Listener {
 type guardListener struct {
 	net.Listener
 	slots chan struct{} // nil: no connection limit
-	// encrypted: the bytes are TLS records, which the framer cannot read
-	// (see WrapTLSListener).
+	// encrypted: the bytes are TLS records; the framer reads the
+	// plaintext above them instead (see tlslistener.go).
 	encrypted bool
 	maxBlock  int
 	closed    chan struct{}
@@ -130,8 +130,11 @@ func (gl *guardListener) setIdle(c *guardConn, idle bool) {
 
 // trackConnState is the http.Server ConnState hook for WrapListener.
 func trackConnState(c net.Conn, s http.ConnState) {
-	if tc, ok := c.(*tls.Conn); ok {
+	switch tc := c.(type) {
+	case *tls.Conn:
 		c = tc.NetConn()
+	case *tlsPlainConn:
+		c = tc.g
 	}
 	if g, ok := c.(*guardConn); ok {
 		g.l.setIdle(g, s == http.StateIdle)
@@ -143,8 +146,11 @@ type guardKey struct{}
 // connContext is the http.Server ConnContext hook for WrapListener: it
 // hands each request its connection's framing verdicts.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	if g, ok := c.(*guardConn); ok {
+	switch g := c.(type) {
+	case *guardConn:
 		return context.WithValue(ctx, guardKey{}, g)
+	case *tlsPlainConn:
+		return context.WithValue(context.WithValue(ctx, guardKey{}, g.g), tlsConnKey{}, g.Conn)
 	}
 	return ctx
 }
@@ -163,11 +169,15 @@ type guardConn struct {
 func (c *guardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 && !c.l.encrypted {
-		c.mu.Lock()
-		c.f.scan(b[:n])
-		c.mu.Unlock()
+		c.scan(b[:n])
 	}
 	return n, err
+}
+
+func (c *guardConn) scan(b []byte) {
+	c.mu.Lock()
+	c.f.scan(b)
+	c.mu.Unlock()
 }
 
 func (c *guardConn) Close() error {
@@ -200,16 +210,4 @@ func framingVerdict(r *http.Request) string {
 		return g.verdict(r.Method, r.RequestURI)
 	}
 	return ""
-}
-
-// WrapTLSListener is WrapListener for HTTPS: the connection limit (with
-// idle keep-alive connections closed to make room) applies as on plain
-// HTTP, and TLS is spoken on top with cfg. net/http must see the *tls.Conn
-// itself (for r.TLS, client certificates and HTTP/2), so the framer, which
-// reads the raw bytes, cannot see the plaintext: there is no framing
-// verdict on HTTPS connections; net/http's own parsing stands alone there.
-func WrapTLSListener(ln net.Listener, l *config.Limits, cfg *tls.Config) net.Listener {
-	gl := WrapListener(ln, l).(*guardListener)
-	gl.encrypted = true
-	return tls.NewListener(gl, cfg)
 }

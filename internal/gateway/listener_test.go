@@ -6,6 +6,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/gateway"
 	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
+	"github.com/warden-gateway/warden/internal/tlsconf/tlstest"
 )
 
 // limUpstream records every request that reaches it with its body.
@@ -87,7 +89,13 @@ type limResponse struct {
 // until the server closes the connection or stops answering.
 func exchange(t *testing.T, addr, raw string) []limResponse {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	return exchangeOn(t, func() (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) }, raw)
+}
+
+// exchangeOn is exchange over a connection dial makes (TLS, say).
+func exchangeOn(t *testing.T, dial func() (net.Conn, error), raw string) []limResponse {
+	t.Helper()
+	conn, err := dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +119,36 @@ func exchange(t *testing.T, addr, raw string) []limResponse {
 		}
 		// Give pipelined answers a moment; an idle server is done.
 		_ = conn.SetReadDeadline(time.Now().Add(400 * time.Millisecond))
+	}
+}
+
+// front is a gateway as a client reaches it: over plain HTTP or HTTPS.
+type front struct {
+	name string
+	dial func() (net.Conn, error)
+}
+
+// startFronts serves one policy twice, as `warden serve` does without and
+// with a tls section, and dials each with HTTP/1.1 (over TLS through ALPN).
+func startFronts(t *testing.T, policy string) []front {
+	t.Helper()
+	cfg, err := config.Parse("limits.yaml", []byte(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewJSONHandler(&lockedLog{}, nil))
+	plain := gatewaytest.Start(t, cfg, logger, nil)
+	ca := tlstest.NewCA(t, "framing CA")
+	leaf := ca.Issue(t, tlstest.Spec{CN: "x", DNS: []string{"x"}})
+	secure := gatewaytest.Start(t, cfg, logger, func(hs *http.Server) {
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, NextProtos: []string{"h2", "http/1.1"}}
+	})
+	return []front{
+		{"http", func() (net.Conn, error) { return net.DialTimeout("tcp", plain.Addr, 5*time.Second) }},
+		{"https", func() (net.Conn, error) {
+			return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", secure.Addr,
+				&tls.Config{RootCAs: ca.Pool(), ServerName: "x", NextProtos: []string{"http/1.1"}})
+		}},
 	}
 }
 
@@ -160,9 +198,13 @@ const smuggle = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 // own format where net/http hands the request over; the shapes net/http
 // rejects itself get its plain 400 (or the 501 RFC 9112 prescribes for an
 // unknown transfer coding), also before any rule.
+//
+// The same holds over HTTPS: a CDN or load balancer that talks HTTP/1.1
+// over TLS to warden can disagree with net/http as well, so the framer
+// reads the plaintext there too.
 func TestSmugglingShapesAreRefused(t *testing.T) {
 	up := newLimUpstream(t)
-	addr, _ := startLimited(t, fmt.Sprintf(limPolicy, up.srv.URL))
+	fronts := startFronts(t, fmt.Sprintf(limPolicy, up.srv.URL))
 	const h = "Host: x\r\nAccept: application/json\r\n"
 	cases := []struct {
 		name string
@@ -194,31 +236,33 @@ func TestSmugglingShapesAreRefused(t *testing.T) {
 		{"empty line before the request line", "\r\nGET / HTTP/1.1\r\n" + h + "\r\n" + smuggle, false, 400},
 		{"HTTP/0.9", "GET /\r\n\r\n" + smuggle, false, 400},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := len(up.requests())
-			rs := exchange(t, addr, c.raw)
-			if len(rs) == 0 {
-				t.Fatalf("no answer at all")
-			}
-			if c.own {
-				p := limWantProblem(t, c.name, rs[0], c.status, "bad_request", "bad_request")
-				if !strings.Contains(p.Reason, "framing") {
-					t.Errorf("reason %q does not say what was wrong", p.Reason)
+	for _, f := range fronts {
+		for _, c := range cases {
+			t.Run(f.name+"/"+c.name, func(t *testing.T) {
+				before := len(up.requests())
+				rs := exchangeOn(t, f.dial, c.raw)
+				if len(rs) == 0 {
+					t.Fatalf("no answer at all")
 				}
-				if !rs[0].headerClose() {
-					t.Errorf("the connection must close after an ambiguous request")
+				if c.own {
+					p := limWantProblem(t, c.name, rs[0], c.status, "bad_request", "bad_request")
+					if !strings.Contains(p.Reason, "framing") {
+						t.Errorf("reason %q does not say what was wrong", p.Reason)
+					}
+					if !rs[0].headerClose() {
+						t.Errorf("the connection must close after an ambiguous request")
+					}
+				} else if rs[0].status != c.status {
+					t.Fatalf("status %d, want %d: %s", rs[0].status, c.status, rs[0].body)
 				}
-			} else if rs[0].status != c.status {
-				t.Fatalf("status %d, want %d: %s", rs[0].status, c.status, rs[0].body)
-			}
-			if len(rs) > 1 {
-				t.Errorf("%d more answers on the connection after the refusal: %+v", len(rs)-1, rs[1:])
-			}
-			if got := up.requests()[before:]; len(got) > 0 {
-				t.Errorf("reached the upstream: %q", got)
-			}
-		})
+				if len(rs) > 1 {
+					t.Errorf("%d more answers on the connection after the refusal: %+v", len(rs)-1, rs[1:])
+				}
+				if got := up.requests()[before:]; len(got) > 0 {
+					t.Errorf("reached the upstream: %q", got)
+				}
+			})
+		}
 	}
 }
 
@@ -228,7 +272,7 @@ func (r limResponse) headerClose() bool { return r.close }
 // with every body intact, so the framing check costs no false refusals.
 func TestFramingControls(t *testing.T) {
 	up := newLimUpstream(t)
-	addr, _ := startLimited(t, fmt.Sprintf(limPolicy, up.srv.URL))
+	fronts := startFronts(t, fmt.Sprintf(limPolicy, up.srv.URL))
 	cases := []struct {
 		name string
 		raw  string
@@ -249,25 +293,27 @@ func TestFramingControls(t *testing.T) {
 			[]string{"GET /up ", "GET /next "}},
 		{"tab in header value, Content-Length: 0", "POST /z HTTP/1.1\r\nHost: x\r\nX-A:\tb\tc\r\nContent-Length:\t0\r\nConnection: close\r\n\r\n", []string{"POST /z "}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := len(up.requests())
-			rs := exchange(t, addr, c.raw)
-			got := up.requests()[before:]
-			if len(got) != len(c.want) {
-				t.Fatalf("upstream saw %q, want %q (answers %+v)", got, c.want, rs)
-			}
-			for i := range got {
-				if got[i] != c.want[i] {
-					t.Errorf("request %d: upstream saw %q, want %q", i, got[i], c.want[i])
+	for _, f := range fronts {
+		for _, c := range cases {
+			t.Run(f.name+"/"+c.name, func(t *testing.T) {
+				before := len(up.requests())
+				rs := exchangeOn(t, f.dial, c.raw)
+				got := up.requests()[before:]
+				if len(got) != len(c.want) {
+					t.Fatalf("upstream saw %q, want %q (answers %+v)", got, c.want, rs)
 				}
-			}
-			for _, r := range rs {
-				if r.status >= 400 {
-					t.Errorf("refused: %d %s", r.status, r.body)
+				for i := range got {
+					if got[i] != c.want[i] {
+						t.Errorf("request %d: upstream saw %q, want %q", i, got[i], c.want[i])
+					}
 				}
-			}
-		})
+				for _, r := range rs {
+					if r.status >= 400 {
+						t.Errorf("refused: %d %s", r.status, r.body)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -277,13 +323,14 @@ func TestFramingControls(t *testing.T) {
 // of the body.
 func TestAmbiguousChunkStopsTheConnection(t *testing.T) {
 	up := newLimUpstream(t)
-	addr, _ := startLimited(t, fmt.Sprintf(limPolicy, up.srv.URL))
-	for _, chunk := range []string{"3 \r\nabc\r\n0\r\n\r\n", "3\r\nabcX\r\n0\r\n\r\n", "0x3\r\nabc\r\n0\r\n\r\n", "3\nabc\n0\n\n"} {
-		before := len(up.requests())
-		exchange(t, addr, "POST /first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"+chunk+smuggle)
-		for _, s := range up.requests()[before:] {
-			if strings.Contains(s, "smuggled") {
-				t.Errorf("chunk %q: the request after it reached the upstream: %q", chunk, s)
+	for _, f := range startFronts(t, fmt.Sprintf(limPolicy, up.srv.URL)) {
+		for _, chunk := range []string{"3 \r\nabc\r\n0\r\n\r\n", "3\r\nabcX\r\n0\r\n\r\n", "0x3\r\nabc\r\n0\r\n\r\n", "3\nabc\n0\n\n"} {
+			before := len(up.requests())
+			exchangeOn(t, f.dial, "POST /first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"+chunk+smuggle)
+			for _, s := range up.requests()[before:] {
+				if strings.Contains(s, "smuggled") {
+					t.Errorf("%s, chunk %q: the request after it reached the upstream: %q", f.name, chunk, s)
+				}
 			}
 		}
 	}

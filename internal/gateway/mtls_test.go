@@ -48,7 +48,7 @@ func startTLSGateway(t *testing.T, dir, src string) (string, *syncBuffer) {
 	}
 	hs := gateway.NewHTTPServer("", srv, &cfg.Limits)
 	hs.TLSConfig = m.TLSConfig()
-	go hs.Serve(gateway.WrapTLSListener(ln, &cfg.Limits, hs.TLSConfig))
+	go hs.Serve(gateway.ServeTLSOn(hs, ln, &cfg.Limits))
 	t.Cleanup(func() { hs.Close(); m.Close() })
 	return ln.Addr().String(), logs
 }
@@ -132,6 +132,25 @@ handle:
 	// alice: admin by her common name; the upstream is told who she is.
 	if code, _, body := fetch(t, tlsClient(serverCA, addr, &alice.TLS), "https://site.test/admin/x"); code != 200 || body != "user=alice roles=admin" {
 		t.Fatalf("alice: %d %s", code, body)
+	}
+	// Over h2 net/http holds the *tls.Conn; over HTTP/1.1 it gets the
+	// framer's wrapper, and the certificate must still reach the policy.
+	for _, h2 := range []bool{true, false} {
+		cl := tlsClient(serverCA, addr, &alice.TLS)
+		if !h2 {
+			tr := cl.Transport.(*http.Transport)
+			tr.ForceAttemptHTTP2 = false
+			tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		}
+		resp, err := cl.Get("https://site.test/admin/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if wantMajor := map[bool]int{true: 2, false: 1}[h2]; resp.ProtoMajor != wantMajor || resp.StatusCode != 200 || string(b) != "user=alice roles=admin" {
+			t.Errorf("alice over %s (want HTTP/%d): %d %s", resp.Proto, wantMajor, resp.StatusCode, b)
+		}
 	}
 	// bob: known by certificate (roles by his e-mail SAN), but not admin.
 	if code, _, body := fetch(t, tlsClient(serverCA, addr, &bob.TLS), "https://site.test/admin/x", jsonAccept); code != 403 || !strings.Contains(body, `"code":"role_required"`) {

@@ -209,7 +209,7 @@ func wardenACME(t *testing.T, section string, httpPort, tlsPort int, opt tlsconf
 		}
 		return get(hello)
 	}
-	go hs.Serve(gateway.WrapTLSListener(ln, &cfg.Limits, hs.TLSConfig))
+	go hs.Serve(gateway.ServeTLSOn(hs, ln, &cfg.Limits))
 	var rs *http.Server
 	if cfg.TLS.RedirectHTTP.Value != "" {
 		rl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort))

@@ -38,7 +38,7 @@ func serveTLS(t testing.TB, dir, section string, h http.Handler) (*tlsconf.Manag
 	}
 	hs := gateway.NewHTTPServer("", m.WrapHSTS(h), &cfg.Limits)
 	hs.TLSConfig = m.TLSConfig()
-	go hs.Serve(gateway.WrapTLSListener(ln, &cfg.Limits, hs.TLSConfig))
+	go hs.Serve(gateway.ServeTLSOn(hs, ln, &cfg.Limits))
 	if err := m.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

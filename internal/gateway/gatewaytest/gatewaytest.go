@@ -66,10 +66,18 @@ func Serve(tb testing.TB, srv *gateway.Server, rt *gateway.Runtime, limits *conf
 	if tweak != nil {
 		tweak(hs)
 	}
+	// A tweak that sets a TLS config asks for HTTPS, served as `warden
+	// serve` serves a tls section.
+	var wl net.Listener
+	if hs.TLSConfig != nil {
+		wl = gateway.ServeTLSOn(hs, ln, limits)
+	} else {
+		wl = gateway.WrapListener(ln, limits)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := hs.Serve(gateway.WrapListener(ln, limits)); !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(wl); !errors.Is(err, http.ErrServerClosed) {
 			tb.Errorf("serve: %v", err)
 		}
 	}()
