@@ -2,7 +2,6 @@ package challenge
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"math/bits"
@@ -65,32 +64,9 @@ func (kr *Keyring) CheckSolution(challenge, counter string, clientIP netip.Addr,
 		}
 	}
 	var buf [challengeSize]byte
-	if n, err := base64.RawURLEncoding.Decode(buf[:], bytesOf(challenge)); err != nil || n != challengeSize {
-		return Puzzle{}, ReasonMalformed
-	}
-	if buf[offType] != typeChallenge {
-		return Puzzle{}, ReasonMalformed
-	}
-	id := binary.BigEndian.Uint32(buf[offKeyID:])
-	k, ok := kr.lookup(id)
-	if !ok {
-		return Puzzle{}, ReasonUnknownKey
-	}
-	var mac [sha256.Size]byte
-	k.mac(buf[:challengePayload], &mac)
-	if subtle.ConstantTimeCompare(mac[:], buf[challengePayload:]) != 1 {
-		return Puzzle{}, ReasonForged
-	}
-	exp := int64(binary.BigEndian.Uint64(buf[offExpires:]))
-	if now.Unix() >= exp {
-		return Puzzle{}, ReasonExpired
-	}
-	ipb := ipBinding(clientIP)
-	if ipb[0] == 0 || [ipBindingSize]byte(buf[offIP:offIP+ipBindingSize]) != ipb {
-		return Puzzle{}, ReasonWrongIP
-	}
-	if [uaHashSize]byte(buf[offUA:offUA+uaHashSize]) != uaHash(userAgent) {
-		return Puzzle{}, ReasonWrongUserAgent
+	id, exp, err := kr.open(buf[:], challengePayload, typeChallenge, challenge, clientIP, userAgent, now)
+	if err != nil {
+		return Puzzle{}, err
 	}
 	if [targetSize]byte(buf[offTarget:offTarget+targetSize]) != targetHash(method, url) {
 		return Puzzle{}, ReasonWrongTarget

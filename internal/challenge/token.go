@@ -242,36 +242,49 @@ func (kr *Keyring) Verify(cookie string, clientIP netip.Addr, userAgent string, 
 		return Clearance{}, ReasonMalformed
 	}
 	var buf [clearanceSize]byte
-	if n, err := base64.RawURLEncoding.Decode(buf[:], bytesOf(cookie)); err != nil || n != clearanceSize {
-		return Clearance{}, ReasonMalformed
-	}
-	if buf[offType] != typeClearance {
-		return Clearance{}, ReasonMalformed
-	}
-	id := binary.BigEndian.Uint32(buf[offKeyID:])
-	k, ok := kr.lookup(id)
-	if !ok {
-		return Clearance{}, ReasonUnknownKey
-	}
-	var mac [sha256.Size]byte
-	k.mac(buf[:clearancePayload], &mac)
-	if subtle.ConstantTimeCompare(mac[:], buf[clearancePayload:]) != 1 {
-		return Clearance{}, ReasonForged
-	}
-	exp := int64(binary.BigEndian.Uint64(buf[offExpires:]))
-	if now.Unix() >= exp {
-		return Clearance{}, ReasonExpired
-	}
-	ipb := ipBinding(clientIP)
-	if ipb[0] == 0 || [ipBindingSize]byte(buf[offIP:offIP+ipBindingSize]) != ipb {
-		return Clearance{}, ReasonWrongIP
-	}
-	if [uaHashSize]byte(buf[offUA:offUA+uaHashSize]) != uaHash(userAgent) {
-		return Clearance{}, ReasonWrongUserAgent
+	id, exp, err := kr.open(buf[:], clearancePayload, typeClearance, cookie, clientIP, userAgent, now)
+	if err != nil {
+		return Clearance{}, err
 	}
 	d := int(buf[offDifficulty])
 	if d < minDifficulty {
 		return Clearance{}, ReasonDifficultyTooLow
 	}
 	return Clearance{KeyID: id, Expires: time.Unix(exp, 0), Difficulty: d}, nil
+}
+
+// open decodes a challenge or clearance (encoded) into buf and runs the
+// checks both share, in the order that names the first failure: shape and
+// type, a key of this keyring, the MAC (before anything else in the payload
+// is believed), expiry at now, and the binding to clientIP's network and
+// userAgent. It returns the key id and expiry; buf holds the payload.
+func (kr *Keyring) open(buf []byte, payload int, typ byte, encoded string, clientIP netip.Addr, userAgent string, now time.Time) (id uint32, exp int64, err error) {
+	if n, err := base64.RawURLEncoding.Decode(buf, bytesOf(encoded)); err != nil || n != len(buf) {
+		return 0, 0, ReasonMalformed
+	}
+	if buf[offType] != typ {
+		return 0, 0, ReasonMalformed
+	}
+	id = binary.BigEndian.Uint32(buf[offKeyID:])
+	k, ok := kr.lookup(id)
+	if !ok {
+		return 0, 0, ReasonUnknownKey
+	}
+	var mac [sha256.Size]byte
+	k.mac(buf[:payload], &mac)
+	if subtle.ConstantTimeCompare(mac[:], buf[payload:]) != 1 {
+		return 0, 0, ReasonForged
+	}
+	exp = int64(binary.BigEndian.Uint64(buf[offExpires:]))
+	if now.Unix() >= exp {
+		return 0, 0, ReasonExpired
+	}
+	ipb := ipBinding(clientIP)
+	if ipb[0] == 0 || [ipBindingSize]byte(buf[offIP:offIP+ipBindingSize]) != ipb {
+		return 0, 0, ReasonWrongIP
+	}
+	if [uaHashSize]byte(buf[offUA:offUA+uaHashSize]) != uaHash(userAgent) {
+		return 0, 0, ReasonWrongUserAgent
+	}
+	return id, exp, nil
 }
