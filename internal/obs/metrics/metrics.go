@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/decision"
@@ -71,63 +72,64 @@ var DurationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
 // New makes the collectors and registers them on a new registry.
 func New() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
-	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+	// Each collector is registered where it is made, so none can be made
+	// and forgotten.
+	reg := promauto.With(m.Registry)
+	m.decisions = reg.NewCounterVec(prometheus.CounterOpts{
 		Name: "warden_decisions_total",
 		Help: "Finished requests by decision code (empty when allowed), deciding rule, stage and action.",
 	}, []string{"code", "rule", "stage", "action"})
-	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m.requestDuration = reg.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "warden_request_duration_seconds",
 		Help:    "Time from the start of judgement to the end of the request; for refusals this is the decision latency.",
 		Buckets: DurationBuckets,
 	}, []string{"outcome"})
-	m.upstreamDur = prometheus.NewHistogram(prometheus.HistogramOpts{
+	m.upstreamDur = reg.NewHistogram(prometheus.HistogramOpts{
 		Name:    "warden_upstream_duration_seconds",
 		Help:    "Duration of requests handed to an upstream, judgement included.",
 		Buckets: DurationBuckets,
 	})
-	m.waf = prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.waf = reg.NewCounterVec(prometheus.CounterOpts{
 		Name: "warden_waf_inspections_total",
 		Help: "Requests the WAF found something in, by result: blocked, would_block (detect mode), matched (under the threshold), too_large.",
 	}, []string{"result"})
-	m.generation = prometheus.NewGauge(prometheus.GaugeOpts{
+	m.generation = reg.NewGauge(prometheus.GaugeOpts{
 		Name: "warden_policy_generation",
 		Help: "How many policies have been put in service since start (1 after the first load).",
 	})
-	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.reloads = reg.NewCounterVec(prometheus.CounterOpts{
 		Name: "warden_reloads_total",
 		Help: "Policy reloads by result: ok or failed (a failed reload leaves the previous policy serving).",
 	}, []string{"result"})
-	m.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{
+	m.lastReload = reg.NewGauge(prometheus.GaugeOpts{
 		Name: "warden_policy_loaded_timestamp_seconds",
 		Help: "Unix time the policy in service was put in service.",
 	})
-	m.rules = prometheus.NewGauge(prometheus.GaugeOpts{
+	m.rules = reg.NewGauge(prometheus.GaugeOpts{
 		Name: "warden_policy_rules",
 		Help: "Rules in the policy in service.",
 	})
-	m.listSize = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	m.listSize = reg.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "warden_ip_list_entries",
 		Help: "Entries of each ip_lists list (inline CIDRs plus the lines of its files) in the policy in service.",
 	}, []string{"list"})
-	m.Challenges = prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.Challenges = reg.NewCounterVec(prometheus.CounterOpts{
 		Name: "warden_challenges_total",
 		Help: "Challenges by result: issued, passed, failed.",
 	}, []string{"result"})
-	m.RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.RateLimited = reg.NewCounterVec(prometheus.CounterOpts{
 		Name: "warden_rate_limited_total",
 		Help: "Requests refused by a rate limit, by rule.",
 	}, []string{"rule"})
-	m.Bans = prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.Bans = reg.NewCounterVec(prometheus.CounterOpts{
 		Name: "warden_bans_total",
 		Help: "Bans imposed, by rule.",
 	}, []string{"rule"})
-	m.BansActive = prometheus.NewGauge(prometheus.GaugeOpts{
+	m.BansActive = reg.NewGauge(prometheus.GaugeOpts{
 		Name: "warden_bans_active",
 		Help: "Bans in force now.",
 	})
-	m.Registry.MustRegister(m.decisions, m.requestDuration, m.upstreamDur, m.waf, m.generation, m.reloads,
-		m.lastReload, m.rules, m.listSize, m.Challenges, m.RateLimited, m.Bans, m.BansActive,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "failed"} {
 		m.reloads.WithLabelValues(r)
 	}
