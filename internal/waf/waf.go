@@ -336,15 +336,6 @@ func joinLines(lines []logicalLine) string {
 // for the body limits: warden reads the body itself, up to BodyLimit, so
 // Coraza's own limit is set one byte above and never triggers, and the body
 // stays in memory (no temporary files).
-//
-// And SecRxPreFilter is on. Most of a benign request's CRS time went into
-// @rx rules proving that a value does not match (Go's regexp, with capture
-// groups tracked, over every argument and header). The pre-filter skips the
-// regex when a value is shorter than anything the pattern can match or lacks
-// a literal every match must contain; it can only answer "cannot match" or
-// "run the regex", so every rule still runs and no verdict changes (the CRS
-// conformance suite runs Coraza's middleware with it off and asserts warden
-// passes every test the middleware passes). docs/benchmarks.md, "## WAF".
 func engineDirectives(cfg Config) string {
 	engine := "On"
 	if cfg.Mode == ModeDetect {
@@ -356,7 +347,6 @@ func engineDirectives(cfg Config) string {
 	}
 	coraLimit := strconv.FormatInt(cfg.BodyLimit+1, 10)
 	return `SecRuleEngine ` + engine + `
-SecRxPreFilter On
 SecRequestBodyAccess On
 SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" \
     "id:'200000',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"

@@ -85,7 +85,7 @@ func corazaFront(b *testing.B, upstreamURL string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(middlewareDirectives(e)))
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(e.Directives()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,7 +43,7 @@ func startCorazaMiddleware(t testing.TB, cfg waf.Config, upstream http.Handler) 
 	logger := su.log.logger()
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().
 		WithRootFS(coreruleset.FS).
-		WithDirectives(middlewareDirectives(engine)).
+		WithDirectives(engine.Directives()).
 		WithErrorCallback(func(mr types.MatchedRule) {
 			if len(mr.MatchedDatas()) == 0 {
 				return // ErrorLog indexes the first match data
@@ -94,34 +93,4 @@ func (w idFromContext) NewTransactionWithOptions(o experimental.Options) types.T
 		o.ID = id
 	}
 	return w.WAF.(experimental.WAFWithOptions).NewTransactionWithOptions(o)
-}
-
-// middlewareDirectives is the SecLang warden's engine loads, as Coraza's
-// middleware runs it by default: with the @rx pre-filter off (Coraza's
-// SecRxPreFilter is off unless a configuration turns it on; warden's engine
-// does). Every rule, setting and threshold is the same, so the conformance
-// suite checks that the pre-filter changes no verdict, and the benchmarks
-// compare warden against Coraza as it ships.
-func middlewareDirectives(e *waf.Engine) string {
-	return strings.Replace(e.Directives(), "SecRxPreFilter On\n", "SecRxPreFilter Off\n", 1)
-}
-
-// TestMiddlewareRunsPreFilterOff: the middleware really runs without the
-// pre-filter, and warden with it; otherwise the suite and the benchmarks
-// would compare warden with itself.
-func TestMiddlewareRunsPreFilterOff(t *testing.T) {
-	engine, err := waf.New(waf.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(engine.Directives(), "\nSecRxPreFilter On\n") {
-		t.Fatal("warden's engine does not turn the @rx pre-filter on")
-	}
-	mw := middlewareDirectives(engine)
-	if strings.Contains(mw, "SecRxPreFilter On") || !strings.Contains(mw, "\nSecRxPreFilter Off\n") {
-		t.Fatal("the middleware's directives still turn the @rx pre-filter on")
-	}
-	if strings.Replace(mw, "SecRxPreFilter Off", "SecRxPreFilter On", 1) != engine.Directives() {
-		t.Fatal("the middleware's directives differ from warden's in more than the pre-filter")
-	}
 }
