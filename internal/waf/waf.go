@@ -336,6 +336,12 @@ func joinLines(lines []logicalLine) string {
 // for the body limits: warden reads the body itself, up to BodyLimit, so
 // Coraza's own limit is set one byte above and never triggers, and the body
 // stays in memory (no temporary files).
+//
+// SecRxPreFilter stays off (Coraza's default). It would skip @rx rules whose
+// required literals a value lacks, and on the benign benchmark form POST it
+// saves a third of the CRS's CPU, but in Coraza v3.8.1 it skips rules that
+// would have matched: two CRS regression tests (942220-2, 932311-7) fail with
+// it on (docs/benchmarks.md, "## WAF"; TestEngineKeepsRxPreFilterOff).
 func engineDirectives(cfg Config) string {
 	engine := "On"
 	if cfg.Mode == ModeDetect {

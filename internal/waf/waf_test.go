@@ -494,3 +494,18 @@ func TestDirectivesApplyAfterCRS(t *testing.T) {
 		t.Fatal("Directives() does not show the threshold")
 	}
 }
+
+// TestEngineKeepsRxPreFilterOff: Coraza v3.8.1's SecRxPreFilter skips @rx
+// rules that would have matched (942220 on this PHP strtod value, 932311 on
+// an IMAP STORE injection; both CRS regression tests fail with it on), so the
+// engine must not turn it on, and the value must be refused by 942220.
+func TestEngineKeepsRxPreFilterOff(t *testing.T) {
+	e := newEngine(t, Config{})
+	if strings.Contains(e.Directives(), "SecRxPreFilter On") {
+		t.Fatal("the engine turns on SecRxPreFilter, which misses CRS attacks in Coraza v3.8.1")
+	}
+	v := inspect(t, e, browserRequest("GET", "/get?i=2.2250738585072011e-308", nil))
+	if !slices.Contains(v.RuleIDs(), 942220) {
+		t.Fatalf("rules %v: want 942220", v.RuleIDs())
+	}
+}
