@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/decision"
@@ -225,8 +228,33 @@ func (e *Engine) Log(o *Outcome) {
 		return
 	}
 	rec := o.Record()
+	if lw, ok := e.log.Handler().(JSONLineHandler); ok {
+		if w := lw.JSONLines(); w != nil {
+			bp := lineBuffers.Get().(*[]byte)
+			*bp = rec.AppendJSON((*bp)[:0], time.Now())
+			w.Write(*bp)
+			if cap(*bp) <= 64<<10 { // a huge record's buffer is not kept
+				lineBuffers.Put(bp)
+			}
+			return
+		}
+	}
 	e.log.LogAttrs(context.Background(), slog.LevelInfo, "decision", rec.Attrs()...)
 }
+
+// JSONLineHandler is a slog.Handler that can take the decision log's JSON
+// lines whole: JSONLines is the writer its JSON output goes to, or nil when
+// it does not write JSON now (text format). Log then writes the line made
+// by Record.AppendJSON there, one Write per record, instead of going
+// through slog: the same bytes at a fraction of the cost (issue 17). The
+// writer must accept concurrent Writes (obs.SwitchHandler's does).
+type JSONLineHandler interface {
+	slog.Handler
+	JSONLines() io.Writer
+}
+
+// lineBuffers are the decision lines' buffers.
+var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // Attrs are the record's fields as log attributes, under their JSON names.
 func (rec *Record) Attrs() []slog.Attr {

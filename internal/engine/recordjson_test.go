@@ -59,11 +59,11 @@ func TestAppendJSONMatchesSlog(t *testing.T) {
 		Bytes:      -1,
 	}
 	cases := map[string]engine.Record{
-		"empty":   {},
-		"minimal": {RequestID: "r1", Method: "GET", Stage: "policy", Action: "allow"},
-		"refusal": {RequestID: "r2", Method: "GET", Host: "h", Target: "/metrics", Path: "/metrics", ClientIP: "10.1.2.3", Peer: "10.1.2.3:4567", Headers: map[string]string{"User-Agent": "curl/8.5.0", "Accept": "*/*"}, Credentials: "none", Stage: "policy", Action: "deny", Code: "path_denied", Status: 403, Reason: "r", Rule: "metrics", RuleAt: "p.yaml:9", Trace: []decision.Step{{Rule: "metrics", Line: 9, Matched: true, Note: "path /metrics"}}},
-		"full":    full,
-		"awkward": {RequestID: awkward, Front: awkward, Method: awkward, Host: awkward, Target: awkward, Path: awkward, Query: awkward, ClientIP: awkward, Peer: awkward, Principal: awkward, Roles: []string{awkward, ""}, Scopes: []string{""}, Credentials: awkward, Challenge: awkward, Bot: awkward, Stage: awkward, Action: awkward, Code: awkward, Reason: awkward, Rule: awkward, RuleAt: awkward, Detail: awkward, Handler: awkward, Headers: map[string]string{awkward: awkward, "": ""}, Dropped: []string{awkward}},
+		"empty":          {},
+		"minimal":        {RequestID: "r1", Method: "GET", Stage: "policy", Action: "allow"},
+		"refusal":        {RequestID: "r2", Method: "GET", Host: "h", Target: "/metrics", Path: "/metrics", ClientIP: "10.1.2.3", Peer: "10.1.2.3:4567", Headers: map[string]string{"User-Agent": "curl/8.5.0", "Accept": "*/*"}, Credentials: "none", Stage: "policy", Action: "deny", Code: "path_denied", Status: 403, Reason: "r", Rule: "metrics", RuleAt: "p.yaml:9", Trace: []decision.Step{{Rule: "metrics", Line: 9, Matched: true, Note: "path /metrics"}}},
+		"full":           full,
+		"awkward":        {RequestID: awkward, Front: awkward, Method: awkward, Host: awkward, Target: awkward, Path: awkward, Query: awkward, ClientIP: awkward, Peer: awkward, Principal: awkward, Roles: []string{awkward, ""}, Scopes: []string{""}, Credentials: awkward, Challenge: awkward, Bot: awkward, Stage: awkward, Action: awkward, Code: awkward, Reason: awkward, Rule: awkward, RuleAt: awkward, Detail: awkward, Handler: awkward, Headers: map[string]string{awkward: awkward, "": ""}, Dropped: []string{awkward}},
 		"waf only score": {RequestID: "r3", Method: "GET", Stage: "waf", Action: "allow", WAF: &engine.WAFRecord{}, WouldDeny: &engine.WouldRecord{}, Status: -5, Bytes: 1 << 40},
 		"empty slices":   {RequestID: "r4", Headers: map[string]string{}, Dropped: []string{}, Roles: []string{}, Trace: []decision.Step{}, RateLimits: []engine.RateLimitState{}},
 		"many headers": {RequestID: "r5", Headers: map[string]string{

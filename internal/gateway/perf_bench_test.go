@@ -45,7 +45,7 @@ func perfGateway(tb testing.TB, upstream string, nCIDRs int, out io.Writer) (str
 		tb.Fatal(err)
 	}
 	lw := obs.NewLogWriter(out, 0)
-	logger := slog.New(slog.NewJSONHandler(lw, nil))
+	logger := slog.New(obs.NewSwitchHandler(lw))
 	srv := gateway.NewServer(logger)
 	rt, err := gateway.Build(cfg, gateway.Options{Logger: logger}, srv.UpstreamError)
 	if err != nil {
