@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
+	"regexp"
 	"testing"
 	"time"
 
+	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/decision"
 	"github.com/warden-gateway/warden/internal/engine"
+	"github.com/warden-gateway/warden/internal/obs"
 )
 
 // slogLine is the record as slog's JSONHandler writes it at t: the path
@@ -91,5 +95,68 @@ func TestAppendJSONNoAlloc(t *testing.T) {
 	buf := rec.AppendJSON(nil, at)
 	if a := testing.AllocsPerRun(100, func() { buf = rec.AppendJSON(buf[:0], at) }); a != 0 {
 		t.Errorf("%.1f allocations per record, want 0", a)
+	}
+}
+
+// TestLogFastPathMatchesSlog: an engine logging to obs.SwitchHandler (the
+// direct path, record built in a recycled scratch) writes the same line as
+// one logging through slog's JSONHandler, for refusals with a trace, a
+// client address, recorded headers and a rule position, request after
+// request (the scratch is reused), and in text format falls back to slog.
+func TestLogFastPathMatchesSlog(t *testing.T) {
+	cfg, err := config.Parse("zero.yaml", []byte(zeroPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := engine.Build(cfg, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	var fastOut, slogOut bytes.Buffer
+	sw := obs.NewSwitchHandler(&fastOut)
+	fast, slow := engine.New(slog.New(sw)), engine.New(slog.New(slog.NewJSONHandler(&slogOut, nil)))
+	fast.Swap(rt)
+	slow.Swap(rt)
+	requests := []engine.Wire{
+		{Method: "GET", Target: "/metrics", Host: "shop.example", RemoteAddr: "192.0.2.9:4711", Header: http.Header{"User-Agent": {"curl/8.5.0 \"<x>\"\b"}, "Accept": {"*/*"}}},
+		{Method: "GET", Target: "/debug/vars?x=1", Host: "shop.example", RemoteAddr: "[2001:db8::1]:443", Header: http.Header{"Referer": {"https://a.example/\u2028\xff"}}},
+		{Method: "HEAD", Target: "/a/.git/config", Host: "x", RemoteAddr: "203.0.113.7:1", Header: http.Header{}},
+		{Method: "GET", Target: "/metrics", Host: "shop.example", RemoteAddr: "203.0.113.8:2", Header: http.Header{"Origin": {"https://o.example"}}},
+	}
+	timeField := regexp.MustCompile(`"time":"[^"]*"`)
+	for round := range 2 {
+		for i := range requests {
+			for _, e := range []*engine.Engine{fast, slow} {
+				w := requests[i]
+				w.Proto, w.Body = "HTTP/1.1", http.NoBody
+				o := &engine.Outcome{Front: "gateway"}
+				e.Judge(&w, o)
+				if !o.Refused() {
+					t.Fatalf("%s: not refused", w.Target)
+				}
+				o.ID = "id-" + w.Target // the same id on both engines
+				e.Log(o)
+			}
+			got := timeField.ReplaceAll(fastOut.Bytes(), []byte(`"time":"T"`))
+			want := timeField.ReplaceAll(slogOut.Bytes(), []byte(`"time":"T"`))
+			if !bytes.Equal(got, want) {
+				t.Fatalf("round %d, %s:\n got %s\nwant %s", round, requests[i].Target, got, want)
+			}
+			if !bytes.Contains(got, []byte(`"trace":[`)) || !bytes.Contains(got, []byte(`"rule_at":"zero.yaml:`)) || !bytes.Contains(got, []byte(`"client_ip":"`)) {
+				t.Fatalf("the line lacks trace, rule_at or client_ip: %s", got)
+			}
+			fastOut.Reset()
+			slogOut.Reset()
+		}
+	}
+	sw.SetFormat("text")
+	w := requests[0]
+	w.Proto, w.Body = "HTTP/1.1", http.NoBody
+	o := &engine.Outcome{}
+	fast.Judge(&w, o)
+	fast.Log(o)
+	if !bytes.HasPrefix(fastOut.Bytes(), []byte("time=")) || !bytes.Contains(fastOut.Bytes(), []byte("msg=decision")) {
+		t.Fatalf("text format: %s", fastOut.Bytes())
 	}
 }
