@@ -8,6 +8,7 @@ package gateway_test
 //	go test -run '^$' -bench 'Zero' -benchtime 100x ./internal/gateway/
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net"
@@ -286,4 +287,52 @@ func BenchmarkZeroServeRefusal(b *testing.B) {
 			b.Fatalf("status %d, want 403", w.status)
 		}
 	}
+}
+
+// refusalAllocs is what BenchmarkZeroServeRefusal may allocate per refused
+// request, and TestZeroServeRefusalAllocs holds it there (issue 17: it was
+// 20 with the decision line built by slog). The benchmark shows 8: 6 are
+// the trace's sentences (policy.Steps: the slice, and "client 10.1.2.3 not
+// in ..." style notes), 2 the header values the handler sets per request
+// (X-Request-Id's slice among them). AllocsPerRun, at GOMAXPROCS 1, sees
+// one more.
+const refusalAllocs = 9
+
+// TestZeroServeRefusalAllocs: the gateway's refusal path, decision line
+// included, stays within refusalAllocs allocations, and the line is written.
+func TestZeroServeRefusalAllocs(t *testing.T) {
+	lines := &newlineCounter{}
+	_, srv := perfGateway(t, perfUpstream(t), 1_000, lines)
+	r := httptest.NewRequest("GET", "/metrics", nil)
+	r.RemoteAddr = "10.1.2.3:4567"
+	r.Header.Set("User-Agent", "curl/8.5.0")
+	r.Header.Set("Accept", "*/*")
+	w := &nopWriter{h: http.Header{}}
+	serve := func() {
+		clear(w.h)
+		srv.ServeHTTP(w, r)
+		if w.status != 403 || w.h.Get("X-Request-Id") == "" || w.h.Get("Content-Type") == "" {
+			t.Fatalf("status %d, headers %v", w.status, w.h)
+		}
+	}
+	serve()
+	if a := testing.AllocsPerRun(500, serve); a > refusalAllocs {
+		t.Errorf("%.1f allocations per refusal, want at most %d", a, refusalAllocs)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for lines.lines.Load() < 500 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := lines.lines.Load(); n < 500 {
+		t.Errorf("%d decision lines written, want at least 500", n)
+	}
+}
+
+// newlineCounter counts lines without allocating (the log writer's
+// goroutine runs during AllocsPerRun, and its allocations count too).
+type newlineCounter struct{ lines atomic.Int64 }
+
+func (c *newlineCounter) Write(p []byte) (int, error) {
+	c.lines.Add(int64(bytes.Count(p, []byte{'\n'})))
+	return len(p), nil
 }
