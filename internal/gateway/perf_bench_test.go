@@ -294,9 +294,8 @@ func BenchmarkZeroServeRefusal(b *testing.B) {
 // 20 with the decision line built by slog). The benchmark shows 8: 6 are
 // the trace's sentences (policy.Steps: the slice, and "client 10.1.2.3 not
 // in ..." style notes), 2 the header values the handler sets per request
-// (X-Request-Id's slice among them). AllocsPerRun, at GOMAXPROCS 1, sees
-// one more.
-const refusalAllocs = 9
+// (X-Request-Id's slice among them).
+const refusalAllocs = 8
 
 // TestZeroServeRefusalAllocs: the gateway's refusal path, decision line
 // included, stays within refusalAllocs allocations, and the line is written.
@@ -315,16 +314,21 @@ func TestZeroServeRefusalAllocs(t *testing.T) {
 			t.Fatalf("status %d, headers %v", w.status, w.h)
 		}
 	}
-	serve()
-	if a := testing.AllocsPerRun(500, serve); a > refusalAllocs {
+	for range 1000 { // the log writer's buffers and the pools fill up
+		serve()
+	}
+	time.Sleep(50 * time.Millisecond)
+	a := testing.AllocsPerRun(500, serve)
+	t.Logf("%.1f allocations per refusal", a)
+	if a > refusalAllocs {
 		t.Errorf("%.1f allocations per refusal, want at most %d", a, refusalAllocs)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for lines.lines.Load() < 500 && time.Now().Before(deadline) {
+	for lines.lines.Load() < 1500 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := lines.lines.Load(); n < 500 {
-		t.Errorf("%d decision lines written, want at least 500", n)
+	if n := lines.lines.Load(); n < 1500 {
+		t.Errorf("%d decision lines written, want at least 1500", n)
 	}
 }
 
