@@ -89,14 +89,15 @@ var recordedHeaders = []string{"User-Agent", "Referer", "Origin", "Accept"}
 // Record makes the outcome's record.
 func (o *Outcome) Record() Record { return o.record(nil) }
 
-// recordScratch is what Log builds a record in, recycled: the headers map
-// and the bytes of the strings Record would concatenate (client address,
-// rule_at). A record made with one is only good until the scratch is
+// recordScratch is what Log builds a record in, recycled: the headers map,
+// the trace's steps and the bytes of the strings Record would concatenate
+// (client address, rule_at, the trace's notes). A record made with one is only good until the scratch is
 // reused, so only Log, which encodes it at once, uses one.
 type recordScratch struct {
 	line    []byte
 	headers map[string]string
 	strs    []byte
+	steps   []decision.Step
 }
 
 // str is b[start:] as a string sharing b's bytes: valid while the scratch
@@ -109,7 +110,7 @@ func (s *recordScratch) str(start int) string {
 }
 
 var scratches = sync.Pool{New: func() any {
-	return &recordScratch{line: make([]byte, 0, 1024), headers: make(map[string]string, 8), strs: make([]byte, 0, 256)}
+	return &recordScratch{line: make([]byte, 0, 1024), headers: make(map[string]string, 8), strs: make([]byte, 0, 512), steps: make([]decision.Step, 0, 16)}
 }}
 
 func (o *Outcome) record(s *recordScratch) Record {
@@ -201,7 +202,17 @@ func (o *Outcome) record(s *recordScratch) Record {
 		rec.Bot = "not verified: " + o.Bot.Detail
 	}
 	if o.Stage >= StagePolicy {
-		rec.Trace = o.Steps()
+		if s != nil && o.Runtime != nil && o.Trail.Len() > 0 {
+			// What Steps says, into the scratch's slice and bytes.
+			d := o.Decision
+			if o.Stage != StagePolicy {
+				d = decision.Decision{}
+			}
+			s.steps, s.strs = o.Runtime.Policy.AppendSteps(s.steps[:0], s.strs, &o.Trail, &o.Request, &d)
+			rec.Trace = s.steps
+		} else {
+			rec.Trace = o.Steps()
+		}
 	}
 	if w := d.Would; w.Code != "" {
 		rec.WouldDeny = &WouldRecord{Rule: w.Rule, Code: string(w.Code)}
@@ -282,7 +293,7 @@ func (e *Engine) Log(o *Outcome) {
 			rec := o.record(s)
 			s.line = rec.AppendJSON(s.line[:0], time.Now())
 			w.Write(s.line)
-			if cap(s.line) <= 64<<10 && cap(s.strs) <= 64<<10 && len(s.headers) <= 64 { // a huge record's buffers are not kept
+			if cap(s.line) <= 64<<10 && cap(s.strs) <= 64<<10 && len(s.headers) <= 64 && cap(s.steps) <= 1024 { // a huge record's buffers are not kept
 				scratches.Put(s)
 			}
 			return
