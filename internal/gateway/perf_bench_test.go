@@ -316,17 +316,22 @@ func TestZeroServeRefusalAllocs(t *testing.T) {
 		serve()
 	}
 	time.Sleep(50 * time.Millisecond)
+	// AllocsPerRun counts the whole process: the least of three runs, so
+	// that another test's goroutine allocating meanwhile is not counted.
 	a := testing.AllocsPerRun(500, serve)
+	for range 2 {
+		a = min(a, testing.AllocsPerRun(500, serve))
+	}
 	t.Logf("%.1f allocations per refusal", a)
 	if a > refusalAllocs {
 		t.Errorf("%.1f allocations per refusal, want at most %d", a, refusalAllocs)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for lines.lines.Load() < 1500 && time.Now().Before(deadline) {
+	for lines.lines.Load() < 2500 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := lines.lines.Load(); n < 1500 {
-		t.Errorf("%d decision lines written, want at least 1500", n)
+	if n := lines.lines.Load(); n < 2500 {
+		t.Errorf("%d decision lines written, want at least 2500", n)
 	}
 }
 
