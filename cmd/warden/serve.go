@@ -29,6 +29,7 @@ func cmdServe(args []string) int {
 		return 2
 	}
 	op := newOps()
+	defer op.flushLog()
 	logger := op.logger
 	srv := gateway.NewServer(logger)
 

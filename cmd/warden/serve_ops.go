@@ -23,6 +23,10 @@ import (
 // ops is what `warden serve` runs beside the gateway for the operator: the
 // decision log's format, the access log, metrics and the admin listener.
 type ops struct {
+	// logWriter queues the log's lines for stderr: under a flood of
+	// refusals a slow terminal or pipe drops (and counts) lines rather than
+	// slowing the refusals (issue 17).
+	logWriter  *obs.LogWriter
 	logHandler *obs.SwitchHandler
 	logger     *slog.Logger
 	metrics    *metrics.Metrics
@@ -34,9 +38,14 @@ type ops struct {
 // newOps makes the logger the gateway logs decisions with; its format
 // follows log.format from the first config on.
 func newOps() *ops {
-	h := obs.NewSwitchHandler(os.Stderr)
-	return &ops{logHandler: h, logger: slog.New(h), metrics: metrics.New(), access: accesslog.New()}
+	lw := obs.NewLogWriter(os.Stderr, 0)
+	h := obs.NewSwitchHandler(lw)
+	return &ops{logWriter: lw, logHandler: h, logger: slog.New(h), metrics: metrics.New(), access: accesslog.New()}
 }
+
+// flushLog writes out the queued log lines; serve defers it first, so it
+// runs last, whichever way serve returns.
+func (p *ops) flushLog() { p.logWriter.Close() }
 
 // start registers the observers on eng and starts the admin listener, for
 // the first runtime; it must run before eng serves.

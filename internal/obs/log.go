@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/warden-gateway/warden/internal/config"
@@ -46,15 +48,46 @@ func ValidateLog(l *config.Log) config.Errors {
 // use: `warden serve` makes its logger before the config is read, and a
 // reload may change log.format.
 type SwitchHandler struct {
-	w   io.Writer
-	cur atomic.Pointer[slog.Handler]
+	w    io.Writer
+	cur  atomic.Pointer[slog.Handler]
+	json atomic.Bool
 }
 
-// NewSwitchHandler starts in JSON on w.
+// NewSwitchHandler starts in JSON on w. Writes to w are serialized unless
+// w is a *LogWriter or an *os.File, which take concurrent writes already:
+// the engine writes decision lines to it directly (JSONLines) while slog
+// writes everything else.
 func NewSwitchHandler(w io.Writer) *SwitchHandler {
+	switch w.(type) {
+	case *LogWriter, *os.File:
+	default:
+		w = &lockedWriter{w: w}
+	}
 	s := &SwitchHandler{w: w}
 	s.SetFormat("json")
 	return s
+}
+
+// JSONLines is the writer JSON lines go to, or nil when the format is
+// text: with it the engine writes its decision records itself, the bytes
+// slog's JSONHandler would write (engine.JSONLineHandler).
+func (s *SwitchHandler) JSONLines() io.Writer {
+	if s.json.Load() {
+		return s.w
+	}
+	return nil
+}
+
+// lockedWriter makes one writer safe for the two that write to it.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // SetFormat switches to "json" (also for "") or "text".
@@ -66,6 +99,7 @@ func (s *SwitchHandler) SetFormat(format string) {
 		h = slog.NewJSONHandler(s.w, nil)
 	}
 	s.cur.Store(&h)
+	s.json.Store(format != "text")
 }
 
 func (s *SwitchHandler) load() slog.Handler { return *s.cur.Load() }

@@ -19,9 +19,13 @@ import (
 // Each Write must be one whole record (slog's handlers write one line per
 // call), so a drop never splits a line.
 type LogWriter struct {
-	out     io.Writer
-	queue   chan *[]byte
-	free    sync.Pool
+	out   io.Writer
+	queue chan *[]byte
+	// free holds the buffers the writer has written out, as many as the
+	// queue: a channel rather than a sync.Pool, which the GC empties, so a
+	// steady flood costs no allocation per record once the writer has
+	// lagged as far as it ever will (at most the queue's length in buffers).
+	free    chan *[]byte
 	dropped atomic.Uint64
 	// reported is how many drops were already written to the log.
 	reported uint64
@@ -39,7 +43,7 @@ func NewLogWriter(out io.Writer, queue int) *LogWriter {
 	if queue <= 0 {
 		queue = DefaultLogQueue
 	}
-	w := &LogWriter{out: out, queue: make(chan *[]byte, queue), done: make(chan struct{})}
+	w := &LogWriter{out: out, queue: make(chan *[]byte, queue), free: make(chan *[]byte, queue), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -52,9 +56,11 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 		w.dropped.Add(1)
 		return len(p), nil
 	}
-	bp, _ := w.free.Get().(*[]byte)
-	if bp == nil {
-		b := make([]byte, 0, 1024)
+	var bp *[]byte
+	select {
+	case bp = <-w.free:
+	default:
+		b := make([]byte, 0, max(1024, len(p)))
 		bp = &b
 	}
 	*bp = append((*bp)[:0], p...)
@@ -62,7 +68,7 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 	case w.queue <- bp:
 	default:
 		w.dropped.Add(1)
-		w.free.Put(bp)
+		w.recycle(bp)
 	}
 	return len(p), nil
 }
@@ -113,7 +119,10 @@ func (w *LogWriter) flush(batch []byte) {
 
 func (w *LogWriter) recycle(bp *[]byte) {
 	if cap(*bp) <= 64<<10 { // a huge record's buffer is not kept
-		w.free.Put(bp)
+		select {
+		case w.free <- bp:
+		default:
+		}
 	}
 }
 

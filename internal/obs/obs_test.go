@@ -116,3 +116,32 @@ func BenchmarkLogWriter(b *testing.B) {
 	})
 	w.Close()
 }
+
+// TestRequestIDValues: ids as header values are distinct one-element
+// slices of capacity 1 (an append copies rather than writing into the
+// batch), valid ids, and cost no allocation of their own.
+func TestRequestIDValues(t *testing.T) {
+	seen := map[string]bool{}
+	var vals [][]string
+	for range 3 * idsPerBatch {
+		v := NewRequestIDValue()
+		if len(v) != 1 || cap(v) != 1 || len(v[0]) != 16 || seen[v[0]] {
+			t.Fatalf("value %q (len %d, cap %d): want one new 16-digit id, capacity 1", v, len(v), cap(v))
+		}
+		seen[v[0]] = true
+		vals = append(vals, v)
+	}
+	_ = append(vals[0], "x")
+	if vals[1][0] == "x" {
+		t.Fatal("an append to one value wrote into the next")
+	}
+	// Later batches must not have rewritten earlier values.
+	for i, v := range vals {
+		if !seen[v[0]] || (i > 0 && v[0] == vals[i-1][0]) {
+			t.Fatalf("value %d changed to %q", i, v[0])
+		}
+	}
+	if a := testing.AllocsPerRun(1000, func() { _ = NewRequestIDValue() }); a >= 1 {
+		t.Errorf("%.2f allocations per id value, want under 1", a)
+	}
+}

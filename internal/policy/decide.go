@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/warden-gateway/warden/internal/canonical"
 	"github.com/warden-gateway/warden/internal/decision"
@@ -78,43 +79,67 @@ func (t *Trail) Len() int { return len(t.steps) }
 // Steps puts a trail into words: d is the decision the evaluation returned
 // (its reason is the note of a refusing step), req the request judged.
 func (p *Policy) Steps(t *Trail, req *canonical.Request, d *decision.Decision) []decision.Step {
-	out := make([]decision.Step, 0, len(t.steps))
+	out, _ := p.AppendSteps(make([]decision.Step, 0, len(t.steps)), nil, t, req, d)
+	return out
+}
+
+// AppendSteps is Steps appending to dst, with the notes it has to compose
+// written into notes (both returned grown): the decision log reuses both
+// and so puts a trail into words without allocating (issue 17). The notes
+// share notes' bytes, so they are good only while the caller does not
+// write into notes again; Steps passes a fresh buffer.
+func (p *Policy) AppendSteps(dst []decision.Step, notes []byte, t *Trail, req *canonical.Request, d *decision.Decision) ([]decision.Step, []byte) {
 	for _, s := range t.steps {
 		if s.rule < 0 {
 			note := "no rule decided; default is allow"
 			if p.defaultDeny {
 				note = "no rule decided; default is deny"
 			}
-			out = append(out, decision.Step{Rule: "(default)", Matched: true, Note: note})
+			dst = append(dst, decision.Step{Rule: "(default)", Matched: true, Note: note})
 			continue
 		}
 		r := &p.rules[s.rule]
 		st := decision.Step{Rule: r.name, Line: r.line, Matched: s.hit != notHit}
+		start := len(notes)
+		composed := true
 		switch s.hit {
 		case notHit:
-			st.Note = r.why(s.miss, req)
+			notes = r.appendWhy(notes, s.miss, req)
 		case hitRefused:
-			st.Note = "requirement not met: " + d.Reason
 			if r.action == decision.Challenge && r.require == nil {
-				st.Note = "decides: challenge (" + d.ChallengeState + ")"
+				notes = append(notes, "decides: challenge ("...)
+				notes = append(notes, d.ChallengeState...)
+				notes = append(notes, ')')
+			} else {
+				notes = append(notes, "requirement not met: "...)
+				notes = append(notes, d.Reason...)
 			}
-		case hitGatePass:
-			st.Note = "requirement met; going on"
-			if r.require == nil {
-				st.Note = "charged against its rate limit; going on"
-			}
-		case hitReport:
-			st.Note = wouldNote(s.would)
-		case hitCleared:
-			st.Note = "valid clearance; going on"
 		case hitUnknown:
-			st.Note = "decides: deny, but the caller is not known: " + d.Reason
+			notes = append(notes, "decides: deny, but the caller is not known: "...)
+			notes = append(notes, d.Reason...)
 		case hitDecides:
-			st.Note = "decides: " + r.action.String()
+			notes = append(notes, "decides: "...)
+			notes = append(notes, r.action.String()...)
+		default:
+			composed = false
+			switch s.hit {
+			case hitGatePass:
+				st.Note = "requirement met; going on"
+				if r.require == nil {
+					st.Note = "charged against its rate limit; going on"
+				}
+			case hitReport:
+				st.Note = wouldNote(s.would)
+			case hitCleared:
+				st.Note = "valid clearance; going on"
+			}
 		}
-		out = append(out, st)
+		if composed && len(notes) > start {
+			st.Note = unsafe.String(&notes[start], len(notes)-start)
+		}
+		dst = append(dst, st)
 	}
-	return out
+	return dst, notes
 }
 
 // Eval is what an evaluation records and is given beyond the request.

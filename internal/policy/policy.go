@@ -198,30 +198,33 @@ func (r *rule) matches(ctx *evalCtx) miss {
 	return miss{}
 }
 
-// why is the sentence for a miss, built only when a trace is shown.
-func (r *rule) why(m miss, req *canonical.Request) string {
+// appendWhy appends the sentence for a miss, built only when a trace is
+// shown.
+func (r *rule) appendWhy(b []byte, m miss, req *canonical.Request) []byte {
 	switch m.kind {
 	case missPath:
-		return "path does not match"
+		return append(b, "path does not match"...)
 	case missMethod:
-		return "method " + req.Method + " not listed"
+		return append(append(append(b, "method "...), req.Method...), " not listed"...)
 	case missHost:
-		return "host " + req.Host + " not listed"
+		return append(append(append(b, "host "...), req.Host...), " not listed"...)
 	case missExt:
-		return "extension not listed"
+		return append(b, "extension not listed"...)
 	case missIP:
-		return "client " + addrString(req.ClientIP) + " not in " + r.ipSrc
+		b = appendAddr(append(b, "client "...), req.ClientIP)
+		return append(append(b, " not in "...), r.ipSrc...)
 	case missNotIP:
-		return "client " + addrString(req.ClientIP) + " is in " + r.notSrc
+		b = appendAddr(append(b, "client "...), req.ClientIP)
+		return append(append(b, " is in "...), r.notSrc...)
 	case missCond:
-		return r.conds[m.cond].describe() + " does not match"
+		return append(append(b, r.conds[m.cond].describe()...), " does not match"...)
 	}
-	return ""
+	return b
 }
 
-func addrString(a netip.Addr) string {
+func appendAddr(b []byte, a netip.Addr) []byte {
 	if !a.IsValid() {
-		return "(none)"
+		return append(b, "(none)"...)
 	}
-	return a.String()
+	return a.AppendTo(b)
 }
