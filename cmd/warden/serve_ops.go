@@ -40,7 +40,9 @@ type ops struct {
 func newOps() *ops {
 	lw := obs.NewLogWriter(os.Stderr, 0)
 	h := obs.NewSwitchHandler(lw)
-	return &ops{logWriter: lw, logHandler: h, logger: slog.New(h), metrics: metrics.New(), access: accesslog.New()}
+	m := metrics.New()
+	m.CountLogDrops(lw.Dropped)
+	return &ops{logWriter: lw, logHandler: h, logger: slog.New(h), metrics: m, access: accesslog.New()}
 }
 
 // flushLog writes out the queued log lines; serve defers it first, so it

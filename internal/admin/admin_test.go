@@ -14,6 +14,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/gateway/gatewaytest"
+	"github.com/warden-gateway/warden/internal/obs"
 )
 
 const testToken = "test-token-0123456789abcdef"
@@ -268,5 +269,36 @@ func TestExplainForm(t *testing.T) {
 	body = post("method=GET&url=nohost&ip=1.2.3.4")
 	if !strings.Contains(body, "needs a scheme and host") {
 		t.Errorf("a bad URL is not explained as such")
+	}
+}
+
+// blockedWriter is a log destination that never finishes a write (a full
+// pipe), until released.
+type blockedWriter struct{ release chan struct{} }
+
+func (b blockedWriter) Write(p []byte) (int, error) { <-b.release; return len(p), nil }
+
+// TestMetricsCountDroppedLogLines: lines a stuck log had to drop show as
+// warden_log_dropped_total, the figure the writer itself keeps.
+func TestMetricsCountDroppedLogLines(t *testing.T) {
+	bw := blockedWriter{make(chan struct{})}
+	lw := obs.NewLogWriter(bw, 1)
+	defer func() { close(bw.release); lw.Close() }()
+	for i := 0; i < 50; i++ {
+		lw.Write([]byte(`{"msg":"decision"}` + "\n"))
+	}
+	if lw.Dropped() == 0 {
+		t.Fatal("a stuck writer with a queue of 1 dropped nothing out of 50 lines")
+	}
+	cfg := testPolicy(t)
+	srv, _ := gatewaytest.Build(t, cfg, slog.New(slog.DiscardHandler))
+	adm, err := New(srv.Engine, nil, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm.Metrics.CountLogDrops(lw.Dropped)
+	_, body := get(t, adm, "/metrics", testToken)
+	if got := metricValue(t, body, "warden_log_dropped_total", ""); got != float64(lw.Dropped()) || got == 0 {
+		t.Errorf("warden_log_dropped_total = %v, the writer dropped %d", got, lw.Dropped())
 	}
 }

@@ -282,3 +282,13 @@ func countEntries(path string) int {
 	}
 	return n
 }
+
+// CountLogDrops exports how many decision-log lines a full queue dropped
+// (dropped reads obs.LogWriter.Dropped): a flood that outruns the log shows
+// up here, not as slower refusals.
+func (m *Metrics) CountLogDrops(dropped func() uint64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "warden_log_dropped_total",
+		Help: "Decision-log lines dropped because the log's queue was full (the log could not keep up).",
+	}, func() float64 { return float64(dropped()) }))
+}
