@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -118,6 +119,11 @@ func runBans(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "banned %s until %s (%s)\n", b.Key, b.Until.UTC().Format(time.RFC3339), b.Reason)
+		if p, err := netip.ParsePrefix(strings.TrimPrefix(b.Key, "net:")); err == nil && strings.HasPrefix(b.Key, "net:") {
+			if want := map[bool]int{true: 24, false: 64}[p.Addr().Is4()]; p.Bits() != want {
+				fmt.Fprintf(stderr, "note: warden checks every client's address and its /%d network, and the prefixes its ban policies key by; a /%d ban refuses clients only if a ban policy keys by /%d\n", want, p.Bits(), p.Bits())
+			}
+		}
 	case "remove":
 		lifted, err := c.Remove(ctx, target)
 		if err != nil {
