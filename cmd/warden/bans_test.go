@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-gateway/warden/internal/state/redistest"
 )
 
 // bansPolicy denies /.env (path_forbidden) and bans a client after three
@@ -230,5 +232,53 @@ func TestBansCLIOverAUnixSocket(t *testing.T) {
 	}
 	if code, reason := s.get(t, "127.0.0.7", "/"); code != 403 || reason != "banned" {
 		t.Fatalf("banned over the socket: %d %s", code, reason)
+	}
+}
+
+// TestExplainShowsTheSharedCount: with the counters in Redis, `warden
+// explain` reads the count that a running warden's traffic left there (it
+// peeks; it does not charge).
+func TestExplainShowsTheSharedCount(t *testing.T) {
+	rs := redistest.Start(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "index.html"), []byte("home"), 0o644)
+	cfg := filepath.Join(dir, "w.yaml")
+	os.WriteFile(cfg, []byte(`state:
+  store: redis
+  redis: { addr: "`+rs.Addr+`" }
+rules:
+  - name: per-ip
+    rate_limit: { requests: 10, per: 1m }
+handle:
+  - path: /
+    root: .
+`), 0o644)
+	p := startServe(t, "--config", cfg)
+	left := func() string {
+		t.Helper()
+		r := warden(t, dir, "explain", "--config", cfg, "GET", "http://x/", "--ip", "127.0.0.4")
+		m := regexp.MustCompile(`rate limit per-ip: key (\S+), (\d+) left`).FindStringSubmatch(r.stdout)
+		if r.code != 0 || m == nil || m[1] != "per-ip|ip:127.0.0.4" {
+			t.Fatalf("explain: %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		return m[2]
+	}
+	if got := left(); got != "10" {
+		t.Fatalf("before any request: %s left, want 10", got)
+	}
+	for range 4 {
+		req, _ := http.NewRequest("GET", p.base+"/", nil)
+		res, err := clientFromPeer("127.0.0.4").Do(req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("request: %v %v", res, err)
+		}
+		res.Body.Close()
+	}
+	// Four charged by the gateway; explain itself charges nothing.
+	if got := left(); got != "6" {
+		t.Fatalf("after four requests: %s left, want 6", got)
+	}
+	if got := left(); got != "6" {
+		t.Fatalf("explain charged the limit: %s left, want 6", got)
 	}
 }
