@@ -36,6 +36,8 @@ usage:
   warden schema                                    print the policy's JSON Schema (for editors)
   warden demo-policy                               print the demo policy, a starting template
   warden doctor  --config FILE                     list files the server would refuse as unreadable, with the fix
+  warden bans    list|add TARGET --for 1h|remove TARGET [--admin ADDR] [--token-file F]
+                                                   list, add or lift bans in a running warden (its admin listener)
   warden version
 `
 
@@ -62,6 +64,8 @@ func run(args []string) int {
 		return cmdToken(rest)
 	case "doctor":
 		return cmdDoctor(rest)
+	case "bans":
+		return cmdBans(rest)
 	case "import":
 		return cmdImport(rest)
 	case "replay":

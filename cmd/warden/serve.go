@@ -19,6 +19,7 @@ import (
 	"github.com/warden-gateway/warden/internal/demo"
 	"github.com/warden-gateway/warden/internal/engine"
 	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/state"
 )
 
 func cmdServe(args []string) int {
@@ -71,11 +72,15 @@ func cmdServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "warden: %v\n", err)
 		return 1
 	}
-	if store != nil {
-		// The store outlives reloads: counters and bans survive them.
-		srv.SetStore(store)
-		defer store.Close()
+	if store == nil {
+		// No state section: the in-memory store the engine would make on
+		// first use, made now so that the admin listener's ban API and the
+		// gateway share one.
+		store = state.NewMemory(state.MemoryOptions{})
 	}
+	// The store outlives reloads: counters and bans survive them.
+	srv.SetStore(store)
+	defer store.Close()
 	srv.Swap(rt)
 	rt.Start(context.Background())
 	if err := op.start(rt, srv.Engine); err != nil {

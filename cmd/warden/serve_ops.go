@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/warden-gateway/warden/internal/obs"
 	"github.com/warden-gateway/warden/internal/obs/accesslog"
 	"github.com/warden-gateway/warden/internal/obs/metrics"
+	"github.com/warden-gateway/warden/internal/state/stateadmin"
 )
 
 // ops is what `warden serve` runs beside the gateway for the operator: the
@@ -125,8 +127,22 @@ func startAdmin(cfg *config.Config, eng *engine.Engine, m *metrics.Metrics, logg
 	if err != nil {
 		return nil, err
 	}
+	if store := eng.Store(); store != nil {
+		// The ban API (`warden bans`), behind the same token as the page.
+		srv.HandleAuthorized("/v1/bans", stateadmin.Handler(store, time.Now))
+		srv.Bans = func() []admin.Ban {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			bans, _ := store.ListBans(ctx, time.Now())
+			out := make([]admin.Ban, 0, len(bans))
+			for _, b := range bans {
+				out = append(out, admin.Ban{Key: b.Key, Until: b.Until, Reason: b.Reason})
+			}
+			return out
+		}
+	}
 	addr := admin.Listen(cfg)
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenAdmin(addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listen: %w", err)
 	}
@@ -140,6 +156,9 @@ func startAdmin(cfg *config.Config, eng *engine.Engine, m *metrics.Metrics, logg
 		}
 	}()
 	base := "http://" + ln.Addr().String()
+	if ln.Addr().Network() == "unix" {
+		base = addr
+	}
 	if generated {
 		// Printed once, to the operator's terminal, never to the log.
 		fmt.Fprintf(os.Stderr, "warden admin on %s — token (set admin.token_file to keep one): %s\n  open %s/login?token=%s\n", base, token, base, token)
@@ -147,6 +166,38 @@ func startAdmin(cfg *config.Config, eng *engine.Engine, m *metrics.Metrics, logg
 		fmt.Fprintf(os.Stderr, "warden admin on %s (token from %s)\n", base, cfg.Admin.TokenFile.Value)
 	}
 	return &adminListener{srv: srv, http: hs, addr: ln.Addr().String()}, nil
+}
+
+// listenAdmin listens on addr: host:port, or "unix:/path" for a Unix
+// socket that only its owner may connect to (mode 0600), the way the bans
+// CLI on the same machine reaches it without a TCP port at all.
+func listenAdmin(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if path == "" {
+		return nil, fmt.Errorf("admin listen %q: unix: needs a socket path", addr)
+	}
+	// A socket left behind by a warden that was killed would refuse the
+	// bind; remove it, but never a file that is not a socket.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("admin listen %q: %s exists and is not a socket", addr, path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 // close stops the admin listener, giving requests in flight a moment.

@@ -79,6 +79,12 @@ func New(eng *engine.Engine, m *metrics.Metrics, token string) (*Server, error) 
 	return s, nil
 }
 
+// HandleAuthorized serves h at pattern behind the admin token, as the page
+// and metrics are: the ban API (/v1/bans) is mounted this way.
+func (s *Server) HandleAuthorized(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, s.auth(h))
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// The page is self-contained: no script or style from anywhere else,
@@ -185,8 +191,12 @@ func Listen(cfg *config.Config) string {
 	return DefaultListen
 }
 
-// Loopback reports whether addr listens on loopback only.
+// Loopback reports whether addr listens on loopback only (a Unix socket,
+// "unix:/path", counts: only this machine reaches it).
 func Loopback(addr string) bool {
+	if strings.HasPrefix(addr, "unix:") || strings.HasPrefix(addr, "/") {
+		return true
+	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

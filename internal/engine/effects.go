@@ -72,6 +72,11 @@ func failMode(rt *Runtime) state.FailMode {
 	return state.FailClosed
 }
 
+// handBanV4Bits and handBanV6Bits are the network widths a hand-set CIDR
+// ban (`warden bans add CIDR`) is checked at for every client, beside the
+// widths the ban policies key by.
+const handBanV4Bits, handBanV6Bits = 24, 64
+
 // banKey is the key a ban policy bans this request's client by.
 func banKey(b *policy.Ban, o *Outcome) string {
 	return b.Key.Key(state.KeyInput{IP: o.Request.ClientIP})
@@ -85,19 +90,24 @@ func (e *Engine) checkBans(rt *Runtime, o *Outcome) bool {
 		return false
 	}
 	store := e.storeFor(rt)
-	var opsBuf [2]state.Op
-	var outBuf [2]state.Outcome
+	var opsBuf [3]state.Op
+	var outBuf [3]state.Outcome
 	ops := opsBuf[:0]
-	for i := range bans {
-		key := banKey(&bans[i], o)
-		dup := false
+	add := func(key string) {
 		for _, op := range ops {
-			dup = dup || op.Key == key
+			if op.Key == key {
+				return
+			}
 		}
-		if !dup {
-			ops = append(ops, state.Op{Kind: state.OpBanned, Key: key})
-		}
+		ops = append(ops, state.Op{Kind: state.OpBanned, Key: key})
 	}
+	for i := range bans {
+		add(banKey(&bans[i], o))
+	}
+	// An operator's `warden bans add 198.51.100.0/24` bans the network a
+	// client is in: the /24 (IPv4) or /64 (IPv6) is checked too, in the
+	// same round trip.
+	add(state.PrefixKey(o.Request.ClientIP, handBanV4Bits, handBanV6Bits))
 	out := outBuf[:0]
 	for range ops {
 		out = append(out, state.Outcome{})

@@ -213,9 +213,30 @@ const unixHost = "warden-admin.sock"
 // Client talks to a running warden's admin listener: "127.0.0.1:9901",
 // "[::1]:9901" or "unix:/run/warden/admin.sock".
 type Client struct {
-	base string
-	http *http.Client
+	// Token is the admin listener's bearer token (admin.token_file's
+	// content); every path but health needs it.
+	Token string
+	addr  string
+	base  string
+	http  *http.Client
 }
+
+// ErrUnauthorized is the admin listener refusing the token: wrong or
+// missing.
+var ErrUnauthorized = errors.New("the admin token is wrong or missing")
+
+// UnreachableError is a client that could not reach the admin listener at
+// all (nothing listening, no such socket).
+type UnreachableError struct {
+	Addr string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach warden's admin listener at %s: %v", e.Addr, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // NewClient makes a client for addr.
 func NewClient(addr string) (*Client, error) {
@@ -239,7 +260,7 @@ func NewClient(addr string) (*Client, error) {
 		}
 		base += addr
 	}
-	return &Client{base: base, http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
+	return &Client{addr: addr, base: base, http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
@@ -258,12 +279,22 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("admin API: %w (is warden running with an admin listener?)", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &UnreachableError{Addr: c.addr, Err: err}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("admin API at %s: %w", c.addr, ErrUnauthorized)
+	}
 	if resp.StatusCode >= 300 {
 		var e errorResponse
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
