@@ -158,7 +158,12 @@ func (e *Engine) chargeRateLimits(rt *Runtime, o *Outcome) {
 		kind = state.OpPeek
 	}
 	for _, l := range limits {
-		ops = append(ops, state.Op{Kind: kind, Key: state.RuleKey(l.Rule, l.Key.Key(in)), Limit: l.Limit})
+		// The key is built in a buffer on the stack: one allocation for
+		// "rule|ip:203.0.113.9", not one per part.
+		var keyBuf [128]byte
+		key := append(keyBuf[:0], l.KeyPrefix...)
+		key = l.Key.AppendKey(key, in)
+		ops = append(ops, state.Op{Kind: kind, Key: string(key), Limit: l.Limit})
 		out = append(out, state.Outcome{})
 	}
 	ctx, cancel := storeContext(store)
@@ -177,7 +182,15 @@ func (e *Engine) chargeRateLimits(rt *Runtime, o *Outcome) {
 	}
 	for i, l := range limits {
 		r := out[i].Result
-		state.SetRateLimitHeaders(o.header(), l.Rule, l.Limit, r)
+		// Canonical keys written directly (Header.Set would canonicalize
+		// "RateLimit-Policy" anew each time); the policy value is the
+		// compiled limit's, shared and never written to.
+		h := o.header()
+		h["Ratelimit-Policy"] = l.PolicyHeader
+		h["Ratelimit"] = []string{state.CurrentHeader(l.SFName, r)}
+		if !r.Allowed {
+			h["Retry-After"] = []string{state.RetryAfterValue(r.RetryAfter)}
+		}
 		o.RateLimits = append(o.RateLimits, RateLimitState{Rule: l.Rule, Key: ops[i].Key, Remaining: r.Remaining, Allowed: r.Allowed})
 		if !r.Allowed && !o.PeekOnly {
 			d := decision.Refuse(decision.RateLimited, "too many requests; slow down and retry later")

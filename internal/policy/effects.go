@@ -21,6 +21,13 @@ type RateLimit struct {
 	Limit   state.Limit
 	Key     state.KeySpec
 	OnError state.FailMode
+	// KeyPrefix is the rule's part of every counter key (state.RuleKey's
+	// "rule|"), PolicyHeader the RateLimit-Policy value and SFName the
+	// rule as the sf-string RateLimit starts with: computed once here
+	// rather than for every request.
+	KeyPrefix    string
+	PolicyHeader []string
+	SFName       string
 }
 
 // Ban is a compiled ban policy.
@@ -103,6 +110,9 @@ func (c *compiler) compileRateLimit(r *rule, rc *config.Rule) {
 	if spec.OnError, err = state.ParseFailMode(onErr.Value); err != nil {
 		c.errf(onErr.Pos, "", "rule %q: %v", r.name, err)
 	}
+	spec.KeyPrefix = state.RuleKey(r.name, "")
+	spec.PolicyHeader = []string{state.PolicyHeader(r.name, spec.Limit)}
+	spec.SFName = state.SFName(r.name)
 	r.rate = spec
 	c.p.rateLimited = true
 }

@@ -47,6 +47,33 @@ func RateLimitHeaders(name string, l Limit, r Result) (policy, current string) {
 	return policy, current
 }
 
+// PolicyHeader is RateLimit-Policy's value for a limit named name: it does
+// not change between requests, so a compiled limit computes it once.
+func PolicyHeader(name string, l Limit) string {
+	p, _ := RateLimitHeaders(name, l, Result{})
+	return p
+}
+
+// SFName is name as the sf-string both headers start with.
+func SFName(name string) string { return sfString(name) }
+
+// CurrentHeader is RateLimit's value for the limit whose name is already
+// an sf-string (SFName): formatted in a buffer on the stack, so the value
+// is the only allocation.
+func CurrentHeader(sfName string, r Result) string {
+	var buf [96]byte
+	b := append(buf[:0], sfName...)
+	b = append(b, ";r="...)
+	rem := r.Remaining
+	if rem < 0 || !r.Allowed {
+		rem = 0
+	}
+	b = strconv.AppendInt(b, int64(rem), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, ceilSeconds(r.ResetAfter), 10)
+	return string(b)
+}
+
 // SetRateLimitHeaders writes RateLimit-Policy and RateLimit to h, and for a
 // refused request Retry-After (RFC 9110 §10.2.3, delay-seconds, at least 1:
 // "Retry-After: 0" invites an immediate retry that would be refused again).

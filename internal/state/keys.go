@@ -187,6 +187,17 @@ type KeyInput struct {
 	Header    http.Header
 }
 
+// AppendKey appends Key(in) to dst. For a per-address key it formats the
+// address in place, so that a caller with a buffer on its stack pays one
+// allocation for the whole rule key instead of three.
+func (k KeySpec) AppendKey(dst []byte, in KeyInput) []byte {
+	if k.Kind == KeyIP {
+		dst = append(dst, "ip:"...)
+		return in.IP.Unmap().WithZone("").AppendTo(dst)
+	}
+	return append(dst, k.Key(in)...)
+}
+
 // Key makes the key for in. When the kind's value is missing (an anonymous
 // caller under a per-principal limit, a request without the header) the
 // client's address is the key instead: leaving out the credential or the
