@@ -25,8 +25,8 @@
 # the first good answer). The "refuse" rows send GET /deny/x: a 403 from a
 # path rule with no upstream involved; their ratio is to minimal403.
 #
-# --smoke: 1 s runs, the 10k list only, one round, no warm-up (for
-# scripts/test.sh, so the script cannot rot). PROFILE=DIR records a
+# --smoke: 1 s runs (or SECONDS), the 10k list only, one round, no warm-up
+# (for scripts/test.sh, so the script cannot rot). PROFILE=DIR records a
 # `perf record -g` of warden-10k, nginx-10k and bare during their
 # proxy runs into DIR (perf must be installed).
 #
@@ -48,7 +48,7 @@ secs=${args[0]:-5}
 rounds=${args[1]:-2}
 conns=${args[2]:-64}
 if [ "$smoke" = 1 ]; then
-  secs=1 rounds=1
+  secs=${args[0]:-1} rounds=1
 fi
 for v in "$secs" "$rounds" "$conns"; do
   case "$v" in
@@ -147,12 +147,28 @@ up_port=$(free_port)
 spawn upstream "$work/benchsrv" upstream -listen "127.0.0.1:$up_port" -for "${life}s"
 await upstream "http://127.0.0.1:$up_port/" 200
 
+# start NAME CMD... : spawns a front and waits for its first good answer
+# (one at a time, so that a ready time is not another's start-up load).
+declare -A failed
+start() {
+  local name=$1 want=200
+  shift
+  [ "$name" = minimal403 ] && want=403
+  spawn "$name" "$@"
+  if ! await "$name" "${url[$name]}" "$want"; then
+    failed[$name]=1
+    ready_s[$name]=fail
+    kill "${pidof[$name]}" 2>/dev/null || true
+  fi
+}
+
 p=$(free_port)
-spawn bare "$work/benchsrv" bare -listen "127.0.0.1:$p" -upstream "127.0.0.1:$up_port" -for "${life}s"
 url[bare]="http://127.0.0.1:$p/"
+start bare "$work/benchsrv" bare -listen "127.0.0.1:$p" -upstream "127.0.0.1:$up_port" -for "${life}s"
 p=$(free_port)
-spawn minimal403 "$work/benchsrv" minimal403 -listen "127.0.0.1:$p" -for "${life}s"
 url[minimal403]="http://127.0.0.1:$p/deny/x"
+start minimal403 "$work/benchsrv" minimal403 -listen "127.0.0.1:$p" -for "${life}s"
+[ -z "${failed[bare]:-}${failed[minimal403]:-}" ] || exit 1
 
 for n in "${sizes[@]}"; do
   k=$((n / 1000))k
@@ -176,8 +192,8 @@ handle:
   - path: /
     upstream: http://127.0.0.1:$up_port
 EOF
-  spawn "warden-$k" "$work/warden" serve --config "$d/warden.yaml"
   url[warden-$k]="http://127.0.0.1:$p/"
+  start "warden-$k" "$work/warden" serve --config "$d/warden.yaml"
 
   p=$(free_port)
   mkdir -p "$d/nginx-tmp"
@@ -216,8 +232,8 @@ http {
   }
 }
 EOF
-  spawn "nginx-$k" nginx -c "$d/nginx.conf" -p "$d"
   url[nginx-$k]="http://127.0.0.1:$p/"
+  start "nginx-$k" nginx -c "$d/nginx.conf" -p "$d"
 
   p=$(free_port)
   {
@@ -229,24 +245,16 @@ EOF
     printf '{"handle":[{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:%s"}]}]}' "$up_port"
     printf ']}}}}}\n'
   } >"$d/caddy.json"
-  spawn "caddy-$k" caddy run --config "$d/caddy.json"
   url[caddy-$k]="http://127.0.0.1:$p/"
+  start "caddy-$k" caddy run --config "$d/caddy.json"
 done
 
-# Wait for every front; one that fails is reported and left out.
+# A front that failed to start is reported and left out of the runs.
 fronts=(bare)
 for n in "${sizes[@]}"; do
   k=$((n / 1000))k
   [ "$n" -ge 1000000 ] && k=$((n / 1000000))m
   fronts+=("warden-$k" "nginx-$k" "caddy-$k")
-done
-declare -A failed
-await minimal403 "${url[minimal403]}" 403
-for f in "${fronts[@]}"; do
-  if ! await "$f" "${url[$f]}" 200; then
-    failed[$f]=1
-    ready_s[$f]=fail
-  fi
 done
 
 # The runs: a proxy run per front and a refusal run (GET /deny/x) for
