@@ -298,7 +298,8 @@ threads=$(nproc)
 profile=${PROFILE:-}
 [ -n "$profile" ] && mkdir -p "$profile" && profile=$(realpath "$profile")
 
-# run KIND:NAME SECONDS → "req/s cpu-us/req p99-ms" (fails on a wrong answer)
+# run KIND:NAME SECONDS → "req/s cpu-us/req p99-ms timeouts" (fails on a
+# wrong answer)
 run() {
   local kind=${1%%:*} name=${1#*:} u out t0 t1 perfpid=""
   u=${url[$name]}
@@ -316,7 +317,12 @@ run() {
   n=$(awk '/ requests in / {print $1}' <<<"$out")
   non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
   non2xx=${non2xx:-0}
-  if grep -q 'Socket errors' <<<"$out" || [ -z "$n" ] || [ "$n" = 0 ] ||
+  # wrk's socket errors: connect/read/write errors are failures; timeouts
+  # (no answer within wrk's 2 s) are a result, shown in the "timeouts" column.
+  local sockerr timeouts
+  sockerr=$(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8}' <<<"$out")
+  timeouts=$(awk '/Socket errors:/ {print $NF}' <<<"$out")
+  if [ "${sockerr:-0}" != 0 ] || [ -z "$n" ] || [ "$n" = 0 ] ||
     { [ "$kind" = proxy ] && [ "$non2xx" != 0 ]; } || { [ "$kind" = refuse ] && [ "$non2xx" != "$n" ]; }; then
     echo "bench: $1 had wrong answers or errors:" >&2
     echo "$out" >&2
@@ -336,26 +342,27 @@ for f in minimal403 "${fronts[@]}"; do
   printf '#   %-12s %s\n' "$f" "${ready_s[$f]}"
 done
 if [ "$smoke" = 0 ]; then
-  for r in "${runs[@]}"; do run "$r" 1 >/dev/null; done # warm-up: connections, JIT of nothing, page faults
+  for r in "${runs[@]}"; do run "$r" 1 >/dev/null || true; done # warm-up: open the connections
 fi
 
 declare -A sum_rps sum_cpu sum_n
-printf '%-5s %-6s %-12s %10s %7s %9s %8s %8s %8s %7s\n' round kind target req/s ratio cpu-us/req p99-ms PSS-MiB HWM-MiB ready-s
+printf '%-5s %-6s %-12s %10s %7s %10s %8s %8s %8s %8s %7s\n' round kind target req/s ratio cpu-us/req p99-ms timeouts PSS-MiB HWM-MiB ready-s
 for r in $(seq 1 "$rounds"); do
   declare -A rps=() line=()
   nr=${#runs[@]}
   for i in $(seq 0 $((nr - 1))); do
     x=${runs[$(((i + r - 1) % nr))]}
-    read -r a c q < <(run "$x" "$secs") || exit 1
+    read -r a c q to < <(run "$x" "$secs") || exit 1
+    [ -n "$a" ] || exit 1
     rps[$x]=$a
-    line[$x]="$a $c $q $(memory "${x#*:}")"
+    line[$x]="$a $c $q $to $(memory "${x#*:}")"
   done
   for x in "${runs[@]}"; do
-    read -r a c q pss hwm <<<"${line[$x]}"
+    read -r a c q to pss hwm <<<"${line[$x]}"
     base=${rps[proxy:bare]}
     [ "${x%%:*}" = refuse ] && base=${rps[refuse:minimal403]}
     ratio=$(awk -v a="$a" -v b="$base" 'BEGIN {printf "%.3f", a / b}')
-    printf '%-5s %-6s %-12s %10.0f %7s %9s %8s %8s %8s %7s\n' "$r" "${x%%:*}" "${x#*:}" "$a" "$ratio" "$c" "$q" "$pss" "$hwm" "${ready_s[${x#*:}]}"
+    printf '%-5s %-6s %-12s %10.0f %7s %10s %8s %8s %8s %8s %7s\n' "$r" "${x%%:*}" "${x#*:}" "$a" "$ratio" "$c" "$q" "$to" "$pss" "$hwm" "${ready_s[${x#*:}]}"
     sum_rps[$x]=$(awk -v s="${sum_rps[$x]:-0}" -v v="$ratio" 'BEGIN {print s + v}')
     sum_cpu[$x]=$(awk -v s="${sum_cpu[$x]:-0}" -v v="$c" 'BEGIN {print s + v}')
   done
