@@ -3,7 +3,7 @@
 # (from Debian's packages) when they are missing.
 #
 #   scripts/test.sh           the default run: vet + all tests (well under 20 minutes)
-#   scripts/test.sh --long    also the fuzzers (60 s each) and the load/fault test
+#   scripts/test.sh --long    also the fuzzers (60 s each), the load/fault test and scripts/bench.sh --smoke
 #
 # With CI=true a test whose program is still missing fails instead of skipping.
 set -euo pipefail
@@ -62,4 +62,7 @@ if [ "$long" = 1 ]; then
   if [ -x scripts/load.sh ]; then
     scripts/load.sh
   fi
+  # warden, the bare Go proxy, nginx and Caddy side by side (issue 17), one
+  # 1-second round on the 10k list, so the benchmark script cannot rot.
+  scripts/bench.sh --smoke
 fi

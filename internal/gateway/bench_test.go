@@ -11,11 +11,11 @@ package gateway_test
 // BenchmarkGatewayVsBareProxy is the one that answers "what does warden
 // cost": it alternates the two targets in rounds, so that load from other
 // processes on the machine falls on both alike, and reports the ratio.
-// scripts/bench-gateway.sh measures the same servers with wrk.
+// scripts/bench.sh measures the real binaries (warden, a bare proxy, nginx,
+// Caddy) with wrk.
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,7 +28,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,23 +218,6 @@ rules:
 // startBenchEnv starts the upstream, the bare proxy and the gateway, each on
 // its own 127.0.0.1 port; all stop when tb ends.
 func startBenchEnv(tb testing.TB) *benchEnv {
-	return startBenchEnvLabeled(tb, false)
-}
-
-// labeled wraps h so that a CPU profile splits by target (pprof -tags).
-// Only the load script's profiling run asks for it: it costs a little on
-// every request.
-func labeled(on bool, name string, h http.Handler) http.Handler {
-	if !on {
-		return h
-	}
-	labels := pprof.Labels("target", name)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pprof.Do(r.Context(), labels, func(context.Context) { h.ServeHTTP(w, r) })
-	})
-}
-
-func startBenchEnvLabeled(tb testing.TB, label bool) *benchEnv {
 	tb.Helper()
 	env := &benchEnv{logLines: &lineCounter{}}
 
@@ -277,7 +259,6 @@ func startBenchEnvLabeled(tb testing.TB, label bool) *benchEnv {
 			IdleTimeout:       gateway.DefaultIdleTimeout,
 			MaxHeaderBytes:    gateway.DefaultMaxHeaderBytes,
 		}
-		hs.Handler = labeled(label, name, hs.Handler)
 		go hs.Serve(ln)
 		tb.Cleanup(func() { hs.Close() })
 		return newBenchTarget(name, ln)
@@ -314,7 +295,6 @@ func startBenchEnvLabeled(tb testing.TB, label bool) *benchEnv {
 	// checks, on WrapListener's connection limit and framing check.
 	gwLn := listenCounting(tb)
 	gw := gateway.NewHTTPServer("", srv, &cfg.Limits)
-	gw.Handler = labeled(label, "gateway", gw.Handler)
 	go gw.Serve(gateway.WrapListener(gwLn, &cfg.Limits))
 	tb.Cleanup(func() { gw.Close(); rt.Close() })
 	env.gateway = newBenchTarget("gateway", gwLn)
@@ -532,61 +512,5 @@ func BenchmarkGatewayVsBareProxy(b *testing.B) {
 	}
 	if n := env.logLines.lines.Load(); n != 0 {
 		b.Fatalf("%d decision-log lines for allowed requests; the default logs refusals only", n)
-	}
-}
-
-// TestServeForLoadScript runs the benchmark servers for
-// scripts/bench-gateway.sh, which drives them with wrk. It does nothing
-// unless WARDEN_BENCH_SERVE_SECONDS is set; it writes "NAME URL" lines (bare,
-// bare-pooled, gateway) to the file WARDEN_BENCH_ADDRS names and serves
-// until that file is removed or for that many seconds (at most 600), so it
-// always ends by itself. With WARDEN_BENCH_CPUPROFILE it writes a CPU
-// profile there whose samples carry the label target=bare|bare-pooled|gateway.
-func TestServeForLoadScript(t *testing.T) {
-	secs, err := strconv.Atoi(os.Getenv("WARDEN_BENCH_SERVE_SECONDS"))
-	if err != nil || secs <= 0 {
-		t.Skip("set WARDEN_BENCH_SERVE_SECONDS (scripts/bench-gateway.sh does)")
-	}
-	secs = min(secs, 600)
-	addrs := os.Getenv("WARDEN_BENCH_ADDRS")
-	if addrs == "" {
-		t.Fatal("WARDEN_BENCH_ADDRS must name the file to write the addresses to")
-	}
-	profile := os.Getenv("WARDEN_BENCH_CPUPROFILE")
-	env := startBenchEnvLabeled(t, profile != "")
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			f.Close()
-		}()
-	}
-	out := fmt.Sprintf("bare %s\nbare-pooled %s\ngateway %s\n", env.bare.url, env.barePooled.url, env.gateway.url)
-	tmp := addrs + ".tmp"
-	if err := os.WriteFile(tmp, []byte(out), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, addrs); err != nil { // the script sees all or nothing
-		t.Fatal(err)
-	}
-	// Serve until the deadline, or until the script removes the file to say
-	// it is done.
-	deadline := time.Now().Add(time.Duration(secs) * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(addrs); os.IsNotExist(err) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("decision-log lines while serving: %d; connections accepted: bare %d, bare-pooled %d, gateway %d, upstream %d",
-		env.logLines.lines.Load(), env.bare.ln.accepted.Load(), env.barePooled.ln.accepted.Load(), env.gateway.ln.accepted.Load(), env.upstream.accepted.Load())
-	if n := env.logLines.lines.Load(); n != 0 {
-		t.Errorf("%d decision-log lines for allowed requests; the default logs refusals only", n)
 	}
 }

@@ -46,12 +46,10 @@ func NewServer(logger *slog.Logger) *Server {
 	return &Server{Engine: engine.New(logger)}
 }
 
-type outcomeKey struct{}
-
 // outcomeOf is the outcome of the request being served, for the proxy's
-// error callback.
+// error callback: serve hands it to the proxy as its tag.
 func outcomeOf(r *http.Request) *engine.Outcome {
-	o, _ := r.Context().Value(outcomeKey{}).(*engine.Outcome)
+	o, _ := proxy.Tag(r).(*engine.Outcome)
 	return o
 }
 
@@ -213,11 +211,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *engine.Outcome
 	// The upstream sees warden's request id, not one the client made up,
 	// so its logs and warden's decision log line up.
 	r.Header.Set("X-Request-Id", o.ID)
-	r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o))
 	if p := o.Caller; p != nil {
-		route.Proxy.ServeAs(w, r, req, p.ID, p.Roles)
+		route.Proxy.ServeTagged(w, r, req, p.ID, p.Roles, o)
 	} else {
-		route.Proxy.Serve(w, r, req)
+		route.Proxy.ServeTagged(w, r, req, "", nil, o)
 	}
 }
 

@@ -253,6 +253,7 @@ type outbound struct {
 	rawPath string
 	user    string
 	roles   []string
+	tag     any
 }
 
 type outboundKey struct{}
@@ -286,8 +287,17 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req *canonical.Req
 // X-Warden-User and X-Warden-Roles (see SetIdentityHeaders). They are set
 // after every client-sent X-Warden-* header was dropped.
 func (p *Proxy) ServeAs(w http.ResponseWriter, r *http.Request, req *canonical.Request, user string, roles []string) {
+	p.ServeTagged(w, r, req, user, roles, nil)
+}
+
+// ServeTagged is ServeAs with a value of the caller's (the gateway's
+// outcome) that the error callback reads back with Tag. It rides on the
+// one request copy the proxy makes anyway, so a forwarded request costs no
+// extra context node and no second copy of the request to carry it.
+func (p *Proxy) ServeTagged(w http.ResponseWriter, r *http.Request, req *canonical.Request, user string, roles []string, tag any) {
+	ob := &outbound{Context: r.Context(), in: r, req: req, user: user, roles: roles, tag: tag}
 	if req == nil {
-		p.onError(w, r, decision.InternalError, errors.New("proxy: no canonical request to forward"))
+		p.onError(w, r.WithContext(ob), decision.InternalError, errors.New("proxy: no canonical request to forward"))
 		return
 	}
 	path := p.prefixPath + req.Path
@@ -296,7 +306,7 @@ func (p *Proxy) ServeAs(w http.ResponseWriter, r *http.Request, req *canonical.R
 	// own encoding of Path, and the upstream could see a path the rules did
 	// not. That is a bug in warden, not in the request: fail closed.
 	if !strings.HasPrefix(req.Path, "/") {
-		p.onError(w, r, decision.InternalError, fmt.Errorf("proxy: canonical path %q and escaped path %q disagree", req.Path, req.EscapedPath))
+		p.onError(w, r.WithContext(ob), decision.InternalError, fmt.Errorf("proxy: canonical path %q and escaped path %q disagree", req.Path, req.EscapedPath))
 		return
 	}
 	switch {
@@ -306,15 +316,24 @@ func (p *Proxy) ServeAs(w http.ResponseWriter, r *http.Request, req *canonical.R
 		// validation of RawPath on every request.
 		rawPath = ""
 	case !escapesTo(path, rawPath):
-		p.onError(w, r, decision.InternalError, fmt.Errorf("proxy: canonical path %q and escaped path %q disagree", req.Path, req.EscapedPath))
+		p.onError(w, r.WithContext(ob), decision.InternalError, fmt.Errorf("proxy: canonical path %q and escaped path %q disagree", req.Path, req.EscapedPath))
 		return
 	}
 	if up := r.Header.Get("Upgrade"); up != "" && !printableASCII(up) {
-		p.onError(w, r, decision.BadRequest, fmt.Errorf("proxy: client asked to upgrade to invalid protocol %q", up))
+		p.onError(w, r.WithContext(ob), decision.BadRequest, fmt.Errorf("proxy: client asked to upgrade to invalid protocol %q", up))
 		return
 	}
-	ob := &outbound{Context: r.Context(), in: r, req: req, path: path, rawPath: rawPath, user: user, roles: roles}
+	ob.path, ob.rawPath = path, rawPath
 	p.reverse.ServeHTTP(w, r.WithContext(ob))
+}
+
+// Tag returns the value given to ServeTagged, for the error callback's
+// request; nil for any other request.
+func Tag(r *http.Request) any {
+	if ob := outboundOf(r.Context()); ob != nil {
+		return ob.tag
+	}
+	return nil
 }
 
 // rewrite shapes the outbound request. ReverseProxy has already removed
@@ -587,7 +606,9 @@ func escapeHeaderValue(s string, escapeComma bool) string {
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	in := r
 	if ob := outboundOf(r.Context()); ob != nil {
-		in = ob.in
+		// The client's request, with the context that carries the tag
+		// (a copy only on this error path).
+		in = ob.in.WithContext(ob)
 	}
 	code, render := classify(r.Context(), err)
 	if !render {
