@@ -59,6 +59,11 @@ if [ "$long" = 1 ]; then
     echo "fuzz $pkg $target (60s)"
     go test -run='^$' -fuzz="^${target}\$" -fuzztime=60s "$pkg"
   done
+  # The decision-service benchmarks (issue 12) and the OPA comparison, a
+  # module of its own so that warden's go.mod does not carry OPA; briefly,
+  # so that neither can rot.
+  go test -run '^$' -bench DecisionServices -benchtime 2000x ./internal/authz/
+  (cd internal/authz/benchopa && go test -run '^$' -bench . -benchtime 2000x)
   if [ -x scripts/load.sh ]; then
     scripts/load.sh
   fi

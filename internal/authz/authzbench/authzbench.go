@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -449,7 +450,26 @@ type Result struct {
 	Name     string
 	Requests int
 	Wall     time.Duration
-	lat      []time.Duration
+	// CPU is the process's CPU time (user + system) while this target was
+	// driven: client and server both, since both run in this process; the
+	// client's share is the same for every HTTP target, so differences are
+	// the servers'.
+	CPU time.Duration
+	lat []time.Duration
+}
+
+// CPUPerRequest is the process's CPU time per request, in microseconds.
+func (r *Result) CPUPerRequest() float64 {
+	return float64(r.CPU.Microseconds()) / float64(r.Requests)
+}
+
+// processCPU is the CPU time this process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Rate is requests per second.
@@ -472,7 +492,7 @@ func (r *Result) Drive(call Caller, total int) error {
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for range min(InFlight, total) {
 		wg.Add(1)
 		go func() {
@@ -497,6 +517,7 @@ func (r *Result) Drive(call Caller, total int) error {
 	}
 	wg.Wait()
 	r.Wall += time.Since(start)
+	r.CPU += processCPU() - cpu0
 	r.Requests += total
 	return firstErr
 }
@@ -539,6 +560,7 @@ func Report(b *testing.B, res []*Result, base int) {
 	for _, r := range res {
 		b.ReportMetric(r.Rate(), r.Name+"-req/s")
 		b.ReportMetric(float64(r.P99().Microseconds()), r.Name+"-p99-us")
+		b.ReportMetric(r.CPUPerRequest(), r.Name+"-cpu-us/req")
 	}
 	for i, r := range res {
 		if i != base {
