@@ -328,11 +328,11 @@ run() {
     echo "$out" >&2
     return 1
   fi
-  awk -v dt=$((t1 - t0)) -v hz="$ticks" -v n="$n" '
+  awk -v dt=$((t1 - t0)) -v hz="$ticks" -v n="$n" -v to="${timeouts:-0}" '
     /^Requests\/sec:/ {rps = $2}
     $1 == "99%" {v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
                  p99 = (u == "us" ? v / 1000 : u == "s" ? v * 1000 : u == "m" ? v * 60000 : v)}
-    END {printf "%s %.1f %.2f\n", rps, dt / hz * 1e6 / n, p99}' <<<"$out"
+    END {printf "%s %.1f %.2f %d\n", rps, dt / hz * 1e6 / n, p99, to}' <<<"$out"
 }
 
 echo "# scripts/bench.sh $* — wrk -t$threads -c$conns --latency, $rounds round(s) of ${secs}s per run, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
