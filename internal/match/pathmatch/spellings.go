@@ -60,7 +60,7 @@ func (p *Pattern) matchVariants(s string) bool {
 		if p.matchOne(s[:n-1]) {
 			return true
 		}
-	} else if p.matchConcat(s, "/") {
+	} else if p.matchConcat(s, "/", "") {
 		return true
 	}
 	// PATH_INFO: every "<script>/" boundary, since cgi.fix_pathinfo walks
@@ -76,13 +76,13 @@ func (p *Pattern) matchVariants(s string) bool {
 	switch {
 	case last == "":
 		for _, name := range p.indexNames() {
-			if p.matchConcat(s, name) {
+			if p.matchConcat(s, name, "") {
 				return true
 			}
 		}
 	case !strings.Contains(last, "."):
 		for _, name := range p.indexNames() {
-			if p.matchConcat(s, "/"+name) {
+			if p.matchConcat(s, "/", name) {
 				return true
 			}
 		}
