@@ -66,7 +66,10 @@ func (p *Pattern) matchVariants(s string) bool {
 	// PATH_INFO: every "<script>/" boundary, since cgi.fix_pathinfo walks
 	// back to the longest existing file and split_path_info takes the
 	// last .php.
-	for i := 1; i < n; i++ {
+	// A cut needs a script extension before it, so it lies past the first
+	// dot: most paths have none, and skip the walk.
+	first := strings.IndexByte(s, '.')
+	for i := first + 1; first >= 0 && i < n; i++ {
 		if s[i] == '/' && hasScriptExtension(s[:i]) && (p.matchOne(s[:i]) || p.matchIndexFolder(s[:i])) {
 			return true
 		}
