@@ -37,6 +37,14 @@ func perfGateway(tb testing.TB, upstream string, nCIDRs int, out io.Writer) (str
 	blocked := filepath.Join(dir, "blocked.txt")
 	writeBenchCIDRs(tb, blocked, nCIDRs)
 	src, _ := benchPolicy(upstream, blocked)
+	return servePolicy(tb, dir, src, out)
+}
+
+// servePolicy serves the policy src (written to dir/warden.yaml) as
+// `warden serve` does, logging JSON through obs.LogWriter to out, until the
+// benchmark ends. It returns the base URL and the server.
+func servePolicy(tb testing.TB, dir, src string, out io.Writer) (string, *gateway.Server) {
+	tb.Helper()
 	cfgPath := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(cfgPath, []byte(src), 0o644); err != nil {
 		tb.Fatal(err)

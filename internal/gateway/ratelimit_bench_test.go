@@ -10,16 +10,9 @@ package gateway_test
 import (
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
-
-	"github.com/warden-gateway/warden/internal/config"
-	"github.com/warden-gateway/warden/internal/gateway"
 )
 
 // limitClients is how many client addresses the load rotates over.
@@ -46,30 +39,8 @@ handle:
 
 func limitGateway(tb testing.TB, upstream string, limited bool) string {
 	tb.Helper()
-	dir := tb.TempDir()
-	p := filepath.Join(dir, "warden.yaml")
-	if err := os.WriteFile(p, []byte(limitPolicy(upstream, limited)), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	cfg, err := config.Load(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv := gateway.NewServer(logger)
-	rt, err := gateway.Build(cfg, gateway.Options{Logger: logger}, srv.UpstreamError)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv.Swap(rt)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	hs := gateway.NewHTTPServer("", srv, &cfg.Limits)
-	go hs.Serve(gateway.WrapListener(ln, &cfg.Limits))
-	tb.Cleanup(func() { hs.Close(); rt.Close() })
-	return "http://" + ln.Addr().String()
+	base, _ := servePolicy(tb, tb.TempDir(), limitPolicy(upstream, limited), io.Discard)
+	return base
 }
 
 // manyClients names a different client in X-Forwarded-For on each request,
